@@ -1,0 +1,152 @@
+//! Settings from the environment, read once at start-up into one typed struct.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreConfig {
+    /// The embedded file `<DATA_DIR>/store.redb`.
+    Embedded,
+    /// A DynamoDB table (real AWS, or moto through `AWS_ENDPOINT_URL`).
+    DynamoDb { table: String, create_table: bool },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthConfig {
+    /// Sign people in here: passwords in the store, tokens signed with a key in `DATA_DIR`.
+    Local { issuer: String },
+    /// Verify tokens of an external issuer (Cognito) against its JWKS.
+    External { issuer: String, jwks_url: String, audience: Option<String> },
+    /// Trust only the claims the API Gateway JWT authorizer verified (Lambdas without JWKS settings).
+    AuthorizerOnly,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    pub token_ttl_seconds: i64,
+    pub json_logs: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// Where the process runs; decides the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    LocalServer,
+    Lambda,
+}
+
+impl Config {
+    pub fn from_env(mode: Mode) -> Result<Config, ConfigError> {
+        Config::from_lookup(mode, |name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads settings through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(mode: Mode, get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let port = match get("PORT") {
+            Some(p) => p
+                .parse()
+                .map_err(|_| ConfigError(format!("PORT must be a port number, got '{p}'")))?,
+            None => 9000,
+        };
+        let flag = |name: &str| -> Result<bool, ConfigError> {
+            match get(name).as_deref() {
+                None => Ok(false),
+                Some("1" | "true" | "yes") => Ok(true),
+                Some("0" | "false" | "no") => Ok(false),
+                Some(other) => Err(ConfigError(format!("{name} must be true or false, got '{other}'"))),
+            }
+        };
+        let default_store = match mode {
+            Mode::LocalServer => "embedded",
+            Mode::Lambda => "dynamodb",
+        };
+        let store = match get("STORE").as_deref().unwrap_or(default_store) {
+            "embedded" => StoreConfig::Embedded,
+            "dynamodb" => StoreConfig::DynamoDb {
+                table: get("TABLE_NAME").ok_or_else(|| {
+                    ConfigError("TABLE_NAME is required when STORE=dynamodb".into())
+                })?,
+                create_table: flag("CREATE_TABLE")?,
+            },
+            other => {
+                return Err(ConfigError(format!(
+                    "STORE must be 'embedded' or 'dynamodb', got '{other}'"
+                )));
+            }
+        };
+        let auth = match (get("AUTH_JWKS_URL"), get("AUTH_ISSUER")) {
+            (Some(jwks_url), Some(issuer)) => AuthConfig::External {
+                issuer,
+                jwks_url,
+                audience: get("AUTH_AUDIENCE"),
+            },
+            (Some(_), None) => {
+                return Err(ConfigError("AUTH_ISSUER is required with AUTH_JWKS_URL".into()));
+            }
+            (None, issuer) => match mode {
+                Mode::LocalServer => AuthConfig::Local {
+                    issuer: issuer.unwrap_or_else(|| "customer-module-local".into()),
+                },
+                Mode::Lambda => AuthConfig::AuthorizerOnly,
+            },
+        };
+        let token_ttl_seconds = match get("TOKEN_TTL_SECONDS") {
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|t: &i64| *t > 0)
+                .ok_or_else(|| ConfigError(format!("TOKEN_TTL_SECONDS must be a positive number, got '{v}'")))?,
+            None => shared::auth::tokens::DEFAULT_TTL_SECONDS,
+        };
+        Ok(Config {
+            host: get("HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            port,
+            data_dir: PathBuf::from(get("DATA_DIR").unwrap_or_else(|| ".data".into())),
+            admin_email: get("ADMIN_EMAIL"),
+            admin_password: get("ADMIN_PASSWORD"),
+            store,
+            auth,
+            token_ttl_seconds,
+            json_logs: mode == Mode::Lambda || get("LOG_FORMAT").as_deref() == Some("json"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(mode: Mode, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(mode, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn local_defaults_need_nothing() {
+        let c = config(Mode::LocalServer, &[]).unwrap();
+        assert_eq!((c.port, c.store.clone()), (9000, StoreConfig::Embedded));
+        assert!(matches!(c.auth, AuthConfig::Local { .. }));
+    }
+
+    #[test]
+    fn missing_and_malformed_settings_are_named() {
+        assert_eq!(
+            config(Mode::Lambda, &[]).unwrap_err(),
+            ConfigError("TABLE_NAME is required when STORE=dynamodb".into())
+        );
+        assert!(config(Mode::LocalServer, &[("PORT", "x")]).unwrap_err().0.contains("PORT"));
+        assert!(config(Mode::LocalServer, &[("STORE", "mysql")]).unwrap_err().0.contains("STORE"));
+        let lambda = config(Mode::Lambda, &[("TABLE_NAME", "t")]).unwrap();
+        assert_eq!(lambda.auth, AuthConfig::AuthorizerOnly);
+    }
+}

@@ -1,0 +1,63 @@
+//! The one mapping from domain errors to HTTP: status plus Medusa's `{code?, type, message}` body.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use shared::DomainError;
+
+#[derive(Debug)]
+pub struct ApiError(pub DomainError);
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        ApiError(e)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+pub fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError(DomainError::InvalidData(message.into()))
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self.0 {
+            DomainError::InvalidData(m) => (StatusCode::BAD_REQUEST, json!({"type": "invalid_data", "message": m})),
+            DomainError::NotAllowed(m) => (StatusCode::BAD_REQUEST, json!({"type": "not_allowed", "message": m})),
+            DomainError::Unauthenticated => (StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"})),
+            DomainError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({"type": "unauthorized", "message": m})),
+            DomainError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"type": "not_allowed", "message": m})),
+            DomainError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"type": "not_found", "message": m})),
+            DomainError::Conflict(m) => (
+                StatusCode::CONFLICT,
+                json!({"code": "invalid_state_error", "type": "conflict", "message": m}),
+            ),
+            DomainError::Duplicate(m) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"code": "invalid_request_error", "type": "duplicate_error", "message": m}),
+            ),
+            DomainError::Unavailable(m) => {
+                tracing::warn!(error = %m, "store unavailable");
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"code": "api_error", "type": "unavailable", "message": m})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            DomainError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"code": "unknown_error", "type": "unknown_error", "message": "An unknown error occurred."}),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,177 @@
+//! The HTTP API, shared by the local server and every Lambda: one route table, from which the
+//! router (whole or one route per Lambda) and the OpenAPI document are both built.
+
+pub mod auth;
+pub mod body;
+pub mod customers;
+pub mod error;
+pub mod fields;
+pub mod openapi;
+pub mod query;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post};
+use axum::Router;
+use serde_json::{Value, json};
+use shared::DomainError;
+use shared::auth::local::LocalIdentityProvider;
+use shared::auth::tokens::{TokenIssuer, TokenVerifier};
+use shared::customers::CustomerService;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use self::body::Field;
+use self::error::ApiError;
+
+/// Everything a request handler may use; built once per process.
+#[derive(Clone)]
+pub struct AppState {
+    pub customers: CustomerService,
+    /// The local email/password provider, where this process signs people in itself.
+    pub identity: Option<LocalIdentityProvider>,
+    /// The local token issuer, whose keys `/.well-known/jwks.json` publishes.
+    pub issuer: Option<Arc<TokenIssuer>>,
+    /// Checks bearer tokens; `None` where only the API Gateway authorizer's claims are trusted.
+    pub verifier: Option<Arc<TokenVerifier>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    Health,
+    OpenApi,
+    Jwks,
+    UserLogin,
+    ListCustomers,
+    CreateCustomer,
+    GetCustomer,
+    UpdateCustomer,
+    DeleteCustomer,
+}
+
+/// What a route needs from the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Staff,
+}
+
+pub struct RouteSpec {
+    pub route: Route,
+    pub method: Method,
+    /// axum syntax: `{id}` for a path parameter (also OpenAPI's).
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    pub body: Option<&'static [Field]>,
+    pub query: &'static [&'static str],
+    /// The key of the success envelope, for the OpenAPI document.
+    pub response: Response,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Response {
+    Status,
+    Document,
+    Token,
+    Customer,
+    CustomerList,
+    CustomerDeleted,
+}
+
+const LOGIN_BODY: &[Field] = &[
+    body::required("email", body::Kind::String),
+    body::required("password", body::Kind::String),
+];
+
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec { route: Route::Health, method: Method::GET, path: "/health", summary: "Liveness: 200 once the API serves", access: Access::Public, body: None, query: &[], response: Response::Status },
+    RouteSpec { route: Route::OpenApi, method: Method::GET, path: "/openapi.json", summary: "This OpenAPI document", access: Access::Public, body: None, query: &[], response: Response::Document },
+    RouteSpec { route: Route::Jwks, method: Method::GET, path: "/.well-known/jwks.json", summary: "Public keys of the local token issuer", access: Access::Public, body: None, query: &[], response: Response::Document },
+    RouteSpec { route: Route::UserLogin, method: Method::POST, path: "/auth/user/emailpass", summary: "Staff sign-in with email and password", access: Access::Public, body: Some(LOGIN_BODY), query: &[], response: Response::Token },
+    RouteSpec { route: Route::ListCustomers, method: Method::GET, path: "/admin/customers", summary: "List customers", access: Access::Staff, body: None, query: customers::LIST_PARAMS, response: Response::CustomerList },
+    RouteSpec { route: Route::CreateCustomer, method: Method::POST, path: "/admin/customers", summary: "Create a customer", access: Access::Staff, body: Some(customers::CUSTOMER_BODY), query: customers::FIELDS_PARAM, response: Response::Customer },
+    RouteSpec { route: Route::GetCustomer, method: Method::GET, path: "/admin/customers/{id}", summary: "Retrieve a customer", access: Access::Staff, body: None, query: customers::FIELDS_PARAM, response: Response::Customer },
+    RouteSpec { route: Route::UpdateCustomer, method: Method::POST, path: "/admin/customers/{id}", summary: "Update a customer", access: Access::Staff, body: Some(customers::CUSTOMER_BODY), query: customers::FIELDS_PARAM, response: Response::Customer },
+    RouteSpec { route: Route::DeleteCustomer, method: Method::DELETE, path: "/admin/customers/{id}", summary: "Soft-delete a customer", access: Access::Staff, body: None, query: &[], response: Response::CustomerDeleted },
+];
+
+pub fn spec(route: Route) -> &'static RouteSpec {
+    ROUTES
+        .iter()
+        .find(|s| s.route == route)
+        .unwrap_or_else(|| unreachable!("every route has a spec"))
+}
+
+fn handler(route: Route) -> MethodRouter<AppState> {
+    match route {
+        Route::Health => get(health),
+        Route::OpenApi => get(openapi_document),
+        Route::Jwks => get(jwks),
+        Route::UserLogin => post(auth::user_login),
+        Route::ListCustomers => get(customers::list),
+        Route::CreateCustomer => post(customers::create),
+        Route::GetCustomer => get(customers::retrieve),
+        Route::UpdateCustomer => post(customers::update),
+        Route::DeleteCustomer => delete(customers::delete),
+    }
+}
+
+/// Every route: what the local server mounts.
+pub fn all_routes() -> Vec<Route> {
+    ROUTES.iter().map(|s| s.route).collect()
+}
+
+/// A router serving `routes` with the shared layers: a span per request, the body limit,
+/// panics turned into Medusa's 500, and JSON 404/405s.
+pub fn router(state: AppState, routes: &[Route]) -> Router {
+    let mut router = Router::new();
+    for route in routes {
+        router = router.route(spec(*route).path, handler(*route));
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError(DomainError::Internal("handler panicked".into())))
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let route = request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "unmatched".into());
+            tracing::info_span!("request", method = %request.method(), route = %route, actor = tracing::field::Empty)
+        }))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError(DomainError::NotFound(format!(
+        "Cannot {} {}",
+        request.method(),
+        request.uri().path()
+    )))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn jwks(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let issuer = state
+        .issuer
+        .as_ref()
+        .ok_or_else(|| ApiError(DomainError::NotFound("No local token issuer here".into())))?;
+    serde_json::to_value(issuer.jwks())
+        .map(Json)
+        .map_err(|e| ApiError(DomainError::Internal(e.to_string())))
+}
+
+async fn openapi_document() -> Json<Value> {
+    Json(openapi::document())
+}

@@ -1,0 +1,122 @@
+//! The OpenAPI 3 document, generated from the route table and the body field tables: the same
+//! data the router and the validators use, so the document always matches what is served.
+
+use serde_json::{Map, Value, json};
+
+use super::body::{Field, Kind};
+use super::{Access, ROUTES, Response};
+use super::customers::DEFAULT_FIELDS;
+
+fn field_schema(field: &Field) -> Value {
+    let mut schema = match field.kind {
+        Kind::String => json!({"type": "string"}),
+        Kind::Email => json!({"type": "string", "format": "email"}),
+        Kind::Boolean => json!({"type": "boolean"}),
+        Kind::Record => json!({"type": "object", "additionalProperties": true}),
+    };
+    if field.nullable {
+        schema["nullable"] = json!(true);
+    }
+    schema
+}
+
+fn body_schema(fields: &[Field]) -> Value {
+    let properties: Map<String, Value> = fields
+        .iter()
+        .map(|f| (f.name.to_owned(), field_schema(f)))
+        .collect();
+    let required: Vec<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+    let mut schema = json!({"type": "object", "additionalProperties": false, "properties": properties});
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
+}
+
+fn customer_schema() -> Value {
+    let properties: Map<String, Value> = DEFAULT_FIELDS
+        .iter()
+        .map(|name| {
+            let schema = match *name {
+                "id" => json!({"type": "string", "example": "cus_01JB8Z8ZQ5X0Q1G9W9V8T7S6R5"}),
+                "has_account" => json!({"type": "boolean"}),
+                "metadata" => json!({"type": "object", "nullable": true, "additionalProperties": true}),
+                "created_at" | "updated_at" => json!({"type": "string", "format": "date-time"}),
+                "deleted_at" => json!({"type": "string", "format": "date-time", "nullable": true}),
+                _ => json!({"type": "string", "nullable": true}),
+            };
+            ((*name).to_owned(), schema)
+        })
+        .collect();
+    json!({"type": "object", "properties": properties})
+}
+
+fn response_schema(kind: Response) -> Value {
+    match kind {
+        Response::Status => json!({"type": "object", "properties": {"status": {"type": "string"}}}),
+        Response::Document => json!({"type": "object"}),
+        Response::Token => json!({"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}),
+        Response::Customer => json!({"type": "object", "properties": {"customer": {"$ref": "#/components/schemas/Customer"}}}),
+        Response::CustomerList => json!({"type": "object", "properties": {
+            "customers": {"type": "array", "items": {"$ref": "#/components/schemas/Customer"}},
+            "count": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}),
+        Response::CustomerDeleted => json!({"type": "object", "properties": {
+            "id": {"type": "string"}, "object": {"type": "string", "enum": ["customer"]}, "deleted": {"type": "boolean"}}}),
+    }
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+pub fn document() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for spec in ROUTES {
+        let mut parameters: Vec<Value> = spec
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        parameters.extend(spec.query.iter().map(|name| {
+            json!({"name": name, "in": "query", "required": false, "style": "deepObject", "schema": {"type": "string"}})
+        }));
+        let mut responses = Map::new();
+        responses.insert(
+            "200".into(),
+            json!({"description": "Success", "content": {"application/json": {"schema": response_schema(spec.response)}}}),
+        );
+        if spec.body.is_some() || !spec.query.is_empty() {
+            responses.insert("400".into(), error_response("Invalid input"));
+        }
+        let mut operation = json!({
+            "operationId": format!("{:?}", spec.route),
+            "summary": spec.summary,
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if spec.access == Access::Staff {
+            operation["security"] = json!([{"bearer": []}]);
+            operation["responses"]["401"] = error_response("Not signed in as staff");
+            operation["responses"]["404"] = error_response("Not found");
+        }
+        if let Some(fields) = spec.body {
+            operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body_schema(fields)}}});
+        }
+        let item = paths.entry(spec.path.to_owned()).or_insert_with(|| json!({}));
+        item[spec.method.as_str().to_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Customer module API (Medusa-compatible)", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {
+                "Customer": customer_schema(),
+                "Error": {"type": "object", "required": ["message"], "properties": {
+                    "code": {"type": "string"}, "type": {"type": "string"}, "message": {"type": "string"}}},
+            },
+        },
+    })
+}

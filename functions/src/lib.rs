@@ -1,0 +1,7 @@
+//! HTTP layer, configuration and entry points shared by the local server and the Lambdas.
+
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod lambda;
+pub mod server;

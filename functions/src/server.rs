@@ -1,0 +1,42 @@
+//! The local server: every route in one process, on the same router the Lambdas use.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use crate::app::{StartupError, build_state, open_store};
+use crate::config::Config;
+use crate::http::{all_routes, router};
+
+/// Binds, then serves until ctrl-c/SIGTERM. Returns the bound address through `on_ready`.
+pub async fn run(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<(), StartupError> {
+    let store = open_store(&config).await?;
+    let state = build_state(&config, store).await?;
+    let listener = TcpListener::bind((config.host.as_str(), config.port))
+        .await
+        .map_err(|e| StartupError(format!("cannot listen on {}:{}: {e}", config.host, config.port)))?;
+    let addr = listener.local_addr().map_err(|e| StartupError(e.to_string()))?;
+    on_ready(addr);
+    axum::serve(listener, router(state, &all_routes()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| StartupError(e.to_string()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,273 @@
+//! Signing and verifying JWTs.
+//!
+//! Verification always goes through a JWKS (a set of public keys by `kid`) plus an expected
+//! issuer, so the local provider's tokens and Cognito's are checked by the same code: only the
+//! key source differs (the local key in process, or a pool's `/.well-known/jwks.json`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use p256::pkcs8::EncodePrivateKey;
+use serde_json::{Map, Value};
+use tokio::sync::RwLock;
+
+use super::AuthContext;
+use crate::error::{DomainError, DomainResult};
+
+/// Tokens live one day, like Medusa's default `jwtExpiresIn`.
+pub const DEFAULT_TTL_SECONDS: i64 = 24 * 3600;
+/// Clock skew tolerated on `exp` and `iat`.
+const LEEWAY_SECONDS: u64 = 30;
+
+/// Where verification keys come from.
+#[async_trait]
+pub trait KeySource: Send + Sync {
+    async fn key(&self, kid: &str) -> Option<Jwk>;
+}
+
+/// A fixed key set (the local provider's own key).
+pub struct StaticKeys(pub JwkSet);
+
+#[async_trait]
+impl KeySource for StaticKeys {
+    async fn key(&self, kid: &str) -> Option<Jwk> {
+        self.0.find(kid).cloned()
+    }
+}
+
+/// A JWKS fetched over HTTP and cached; an unknown `kid` triggers one refresh (key rotation).
+pub struct RemoteKeys {
+    url: String,
+    client: reqwest::Client,
+    cache: RwLock<JwkSet>,
+}
+
+impl RemoteKeys {
+    pub fn new(url: impl Into<String>) -> Self {
+        RemoteKeys {
+            url: url.into(),
+            client: reqwest::Client::new(),
+            cache: RwLock::new(JwkSet { keys: Vec::new() }),
+        }
+    }
+}
+
+#[async_trait]
+impl KeySource for RemoteKeys {
+    async fn key(&self, kid: &str) -> Option<Jwk> {
+        if let Some(k) = self.cache.read().await.find(kid) {
+            return Some(k.clone());
+        }
+        let fetched = async {
+            self.client
+                .get(&self.url)
+                .send()
+                .await
+                .ok()?
+                .error_for_status()
+                .ok()?
+                .json::<JwkSet>()
+                .await
+                .ok()
+        }
+        .await;
+        match fetched {
+            Some(set) => {
+                let found = set.find(kid).cloned();
+                *self.cache.write().await = set;
+                found
+            }
+            None => {
+                tracing::warn!(url = %self.url, "could not fetch the JWKS");
+                None
+            }
+        }
+    }
+}
+
+/// Checks a bearer token: known key, allowed algorithm, signature, issuer, audience, expiry.
+pub struct TokenVerifier {
+    keys: Arc<dyn KeySource>,
+    issuer: String,
+    audience: Option<String>,
+}
+
+impl TokenVerifier {
+    pub fn new(keys: Arc<dyn KeySource>, issuer: impl Into<String>, audience: Option<String>) -> Self {
+        TokenVerifier {
+            keys,
+            issuer: issuer.into(),
+            audience,
+        }
+    }
+
+    /// The verified claims, or `Unauthenticated` whatever the reason (no detail leaks out).
+    pub async fn verify(&self, token: &str) -> DomainResult<Map<String, Value>> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| DomainError::Unauthenticated)?;
+        if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256) {
+            return Err(DomainError::Unauthenticated);
+        }
+        let kid = header.kid.ok_or(DomainError::Unauthenticated)?;
+        let jwk = self.keys.key(&kid).await.ok_or(DomainError::Unauthenticated)?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|_| DomainError::Unauthenticated)?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        match &self.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|_| DomainError::Unauthenticated)
+    }
+
+    pub async fn authenticate(&self, token: &str) -> DomainResult<AuthContext> {
+        let claims = self.verify(token).await?;
+        AuthContext::from_claims(&claims).ok_or(DomainError::Unauthenticated)
+    }
+}
+
+/// The local provider's ES256 key, kept in the data folder so tokens survive restarts.
+pub struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    public: Jwk,
+}
+
+impl SigningKey {
+    /// Loads the key from `path`, creating it on first use.
+    pub fn load_or_create(path: &Path) -> DomainResult<SigningKey> {
+        let internal = |e: String| DomainError::Internal(format!("signing key {}: {e}", path.display()));
+        let secret_bytes = match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let stored: Value = serde_json::from_str(&text).map_err(|e| internal(e.to_string()))?;
+                let d = stored.get("d").and_then(Value::as_str).ok_or_else(|| internal("no d".into()))?;
+                URL_SAFE_NO_PAD.decode(d).map_err(|e| internal(e.to_string()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let bytes = random_scalar()?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| internal(e.to_string()))?;
+                }
+                let body = serde_json::json!({ "d": URL_SAFE_NO_PAD.encode(&bytes) });
+                write_private(path, body.to_string().as_bytes()).map_err(|e| internal(e.to_string()))?;
+                bytes
+            }
+            Err(e) => return Err(internal(e.to_string())),
+        };
+        SigningKey::from_secret(&secret_bytes)
+    }
+
+    /// A key that lives only in memory (tests, benchmarks).
+    pub fn ephemeral() -> DomainResult<SigningKey> {
+        SigningKey::from_secret(&random_scalar()?)
+    }
+
+    fn from_secret(bytes: &[u8]) -> DomainResult<SigningKey> {
+        let bad = |e: String| DomainError::Internal(format!("invalid signing key: {e}"));
+        let secret = p256::SecretKey::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let der = secret.to_pkcs8_der().map_err(|e| bad(e.to_string()))?;
+        let encoding = EncodingKey::from_ec_der(der.as_bytes());
+        let mut jwk: Map<String, Value> = serde_json::from_str(&secret.public_key().to_jwk_string())
+            .map_err(|e| bad(e.to_string()))?;
+        // The key id is a digest of the public key: stable, and distinct per key.
+        let thumb = {
+            use sha2::Digest;
+            let x = jwk.get("x").and_then(Value::as_str).unwrap_or_default();
+            let y = jwk.get("y").and_then(Value::as_str).unwrap_or_default();
+            URL_SAFE_NO_PAD.encode(&sha2::Sha256::digest(format!("{x}.{y}").as_bytes())[..12])
+        };
+        jwk.insert("kid".into(), thumb.clone().into());
+        jwk.insert("alg".into(), "ES256".into());
+        jwk.insert("use".into(), "sig".into());
+        let public: Jwk = serde_json::from_value(Value::Object(jwk)).map_err(|e| bad(e.to_string()))?;
+        Ok(SigningKey {
+            kid: thumb,
+            encoding,
+            public,
+        })
+    }
+
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: vec![self.public.clone()],
+        }
+    }
+
+    /// Signs `claims` (which must carry `iss`, `iat` and `exp`).
+    pub fn sign(&self, claims: &Map<String, Value>) -> DomainResult<String> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| DomainError::Internal(format!("cannot sign token: {e}")))
+    }
+}
+
+fn random_scalar() -> DomainResult<Vec<u8>> {
+    let mut bytes = vec![0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| DomainError::Internal(format!("no randomness: {e}")))?;
+    Ok(bytes)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}
+
+/// Issues Medusa-shaped tokens with the local key.
+pub struct TokenIssuer {
+    key: SigningKey,
+    issuer: String,
+    ttl_seconds: i64,
+}
+
+impl TokenIssuer {
+    pub fn new(key: SigningKey, issuer: impl Into<String>, ttl_seconds: i64) -> Self {
+        TokenIssuer {
+            key,
+            issuer: issuer.into(),
+            ttl_seconds,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn jwks(&self) -> JwkSet {
+        self.key.jwks()
+    }
+
+    /// A verifier for the tokens this issuer signs.
+    pub fn verifier(&self) -> TokenVerifier {
+        TokenVerifier::new(Arc::new(StaticKeys(self.jwks())), self.issuer.clone(), None)
+    }
+
+    pub fn issue(&self, context: &AuthContext, auth_provider: &str, now_unix: i64) -> DomainResult<String> {
+        let mut claims = Map::new();
+        claims.insert("actor_id".into(), context.actor_id.clone().into());
+        claims.insert("actor_type".into(), context.actor_type.clone().into());
+        claims.insert("auth_identity_id".into(), context.auth_identity_id.clone().into());
+        claims.insert("auth_provider".into(), auth_provider.into());
+        claims.insert("app_metadata".into(), Value::Object(context.app_metadata.clone()));
+        claims.insert("sub".into(), context.auth_identity_id.clone().into());
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("iat".into(), now_unix.into());
+        claims.insert("exp".into(), (now_unix + self.ttl_seconds).into());
+        self.key.sign(&claims)
+    }
+}

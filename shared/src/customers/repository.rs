@@ -1,0 +1,393 @@
+//! Customers in the single table.
+//!
+//! | item | pk | sk | indexes |
+//! |---|---|---|---|
+//! | profile | `CUS#<id>` | `#PROFILE` | gsi1 `CUSLIST#<shard>`/`<id>` (creation order), gsi2 `CUSEMAIL#<shard>`/`<email>␁<id>`, gsi3 `CUSNAME#<shard>`/`<last>␁<first>␁<id>` |
+//! | email marker | `CUSEMAIL#<0\|1>#<email>` | same | – |
+//! | live counter | `COUNT#customer` | `<shard>` | – |
+//!
+//! Index attributes are only on live profiles, so a soft-deleted customer leaves every listing.
+//! The marker makes (email, has_account) unique among live customers in the same transaction as
+//! the profile write; the counter moves in that transaction too, so counts are exact.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::listing::{CustomerOrder, CustomerQuery, Direction};
+use super::{Customer, normalize_text};
+use crate::error::{DomainError, DomainResult};
+use crate::store::merge::MergedQuery;
+use crate::store::{Condition, Index, Item, Key, KvStore, SortCondition, StoreError, WriteOp};
+
+const SHARDS: u32 = 8;
+const SEP: char = '\u{1}';
+/// Sorts after every real value: customers without the field come last in ascending order.
+const NULL_LAST: &str = "\u{FFFF}";
+const ENTITY: &str = "customer";
+const SCAN_PAGE: usize = 500;
+
+fn shard(value: &str) -> u32 {
+    // FNV-1a: stable across processes and releases, unlike std's hasher.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in value.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % SHARDS
+}
+
+fn partitions(prefix: &str) -> Vec<String> {
+    (0..SHARDS).map(|s| format!("{prefix}#{s}")).collect()
+}
+
+pub fn profile_key(id: &str) -> Key {
+    Key::new(format!("CUS#{id}"), "#PROFILE")
+}
+
+fn email_marker_key(has_account: bool, email_key: &str) -> Key {
+    let k = format!("CUSEMAIL#{}#{email_key}", u8::from(has_account));
+    Key::new(k.clone(), k)
+}
+
+fn counter_key(shard: u32) -> Key {
+    Key::new("COUNT#customer", shard.to_string())
+}
+
+fn to_item(c: &Customer) -> DomainResult<Item> {
+    let Value::Object(mut item) =
+        serde_json::to_value(c).map_err(|e| DomainError::Internal(e.to_string()))?
+    else {
+        return Err(DomainError::Internal("customer did not serialise to an object".into()));
+    };
+    let key = profile_key(&c.id);
+    item.insert("pk".into(), key.pk.into());
+    item.insert("sk".into(), key.sk.into());
+    item.insert("entity_type".into(), ENTITY.into());
+    item.insert("version".into(), c.version.into());
+    if !c.is_deleted() {
+        let email = c.email_key();
+        let last = c.last_name.as_deref().map(normalize_text);
+        let first = c.first_name.as_deref().map(normalize_text);
+        item.insert("gsi1pk".into(), format!("CUSLIST#{}", shard(&c.id)).into());
+        item.insert("gsi1sk".into(), c.id.clone().into());
+        item.insert(
+            "gsi2pk".into(),
+            format!("CUSEMAIL#{}", shard(email.as_deref().unwrap_or(&c.id))).into(),
+        );
+        item.insert(
+            "gsi2sk".into(),
+            format!("{}{SEP}{}", email.as_deref().unwrap_or(NULL_LAST), c.id).into(),
+        );
+        item.insert(
+            "gsi3pk".into(),
+            format!("CUSNAME#{}", shard(last.as_deref().unwrap_or(&c.id))).into(),
+        );
+        item.insert(
+            "gsi3sk".into(),
+            format!(
+                "{}{SEP}{}{SEP}{}",
+                last.as_deref().unwrap_or(NULL_LAST),
+                first.as_deref().unwrap_or(NULL_LAST),
+                c.id
+            )
+            .into(),
+        );
+    }
+    Ok(item)
+}
+
+fn from_item(item: Item) -> DomainResult<Customer> {
+    let version = item.get("version").and_then(Value::as_u64).unwrap_or(0);
+    let mut customer: Customer = serde_json::from_value(Value::Object(item))
+        .map_err(|e| DomainError::Internal(format!("stored customer is unreadable: {e}")))?;
+    customer.version = version;
+    Ok(customer)
+}
+
+fn duplicate_email(c: &Customer) -> DomainError {
+    DomainError::InvalidData(format!(
+        "Customer with email: {}, has_account: {}, already exists.",
+        c.email.as_deref().unwrap_or_default(),
+        c.has_account
+    ))
+}
+
+/// Why an update or delete did not happen.
+#[derive(Debug)]
+pub enum WriteRejected {
+    /// Another writer changed the customer since it was read.
+    Stale,
+    Domain(DomainError),
+}
+
+impl From<DomainError> for WriteRejected {
+    fn from(e: DomainError) -> Self {
+        WriteRejected::Domain(e)
+    }
+}
+
+#[derive(Clone)]
+pub struct CustomerRepository {
+    store: Arc<dyn KvStore>,
+}
+
+impl CustomerRepository {
+    pub fn new(store: Arc<dyn KvStore>) -> Self {
+        CustomerRepository { store }
+    }
+
+    pub async fn create(&self, c: &Customer) -> DomainResult<()> {
+        let mut ops = vec![WriteOp::Put {
+            item: to_item(c)?,
+            condition: Some(Condition::NotExists),
+        }];
+        if let Some(email) = c.email_key() {
+            ops.push(marker_put(c, &email));
+        }
+        ops.push(WriteOp::Add {
+            key: counter_key(shard(&c.id)),
+            attribute: "n".into(),
+            delta: 1,
+        });
+        match self.store.transact(ops).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed { index: 1 }) => Err(duplicate_email(c)),
+            Err(StoreError::ConditionFailed { .. }) => {
+                Err(DomainError::Internal(format!("customer id {} already used", c.id)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> DomainResult<Option<Customer>> {
+        self.store
+            .get(&profile_key(id))
+            .await?
+            .map(from_item)
+            .transpose()
+    }
+
+    /// Replaces `old` with `new` if nobody changed it meanwhile; moves the email marker when
+    /// the email changes.
+    pub async fn update(&self, old: &Customer, new: &Customer) -> Result<(), WriteRejected> {
+        let mut next = new.clone();
+        next.version = old.version + 1;
+        let mut ops = vec![WriteOp::Put {
+            item: to_item(&next)?,
+            condition: Some(Condition::equals("version", old.version)),
+        }];
+        let (old_email, new_email) = (old.email_key(), next.email_key());
+        let mut new_marker_at = None;
+        if old_email != new_email || old.has_account != next.has_account {
+            if let Some(e) = &old_email {
+                ops.push(marker_delete(old, e));
+            }
+            if let Some(e) = &new_email {
+                new_marker_at = Some(ops.len());
+                ops.push(marker_put(&next, e));
+            }
+        }
+        match self.store.transact(ops).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed { index: 0 }) => Err(WriteRejected::Stale),
+            Err(StoreError::ConditionFailed { index }) if Some(index) == new_marker_at => {
+                Err(duplicate_email(&next).into())
+            }
+            Err(StoreError::ConditionFailed { .. }) => Err(WriteRejected::Stale),
+            Err(e) => Err(DomainError::from(e).into()),
+        }
+    }
+
+    /// Soft delete: the profile stays with `deleted_at`, leaves the indexes, frees its email.
+    pub async fn soft_delete(&self, old: &Customer, at: &str) -> Result<(), WriteRejected> {
+        let mut gone = old.clone();
+        gone.deleted_at = Some(at.to_owned());
+        gone.updated_at = at.to_owned();
+        gone.version = old.version + 1;
+        let mut ops = vec![WriteOp::Put {
+            item: to_item(&gone)?,
+            condition: Some(Condition::equals("version", old.version)),
+        }];
+        if let Some(e) = old.email_key() {
+            ops.push(marker_delete(old, &e));
+        }
+        ops.push(WriteOp::Add {
+            key: counter_key(shard(&old.id)),
+            attribute: "n".into(),
+            delta: -1,
+        });
+        match self.store.transact(ops).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed { .. }) => Err(WriteRejected::Stale),
+            Err(e) => Err(DomainError::from(e).into()),
+        }
+    }
+
+    /// Live customers in total, from the counters.
+    pub async fn count_live(&self) -> DomainResult<usize> {
+        let keys: Vec<Key> = (0..SHARDS).map(counter_key).collect();
+        let total: i64 = self
+            .store
+            .batch_get(&keys)
+            .await?
+            .iter()
+            .filter_map(|item| item.get("n").and_then(Value::as_i64))
+            .sum();
+        Ok(usize::try_from(total).unwrap_or(0))
+    }
+
+    async fn by_ids(&self, ids: &[String]) -> DomainResult<Vec<Customer>> {
+        let keys: Vec<Key> = ids.iter().map(|id| profile_key(id)).collect();
+        self.store
+            .batch_get(&keys)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    async fn ids_by_email(&self, emails: &[String]) -> DomainResult<Vec<String>> {
+        let keys: Vec<Key> = emails
+            .iter()
+            .flat_map(|e| {
+                let e = super::normalize_email(e);
+                [email_marker_key(false, &e), email_marker_key(true, &e)]
+            })
+            .collect();
+        Ok(self
+            .store
+            .batch_get(&keys)
+            .await?
+            .iter()
+            .filter_map(|m| m.get("customer_id").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    /// One page of customers matching `query`, and how many match in all.
+    ///
+    /// `id` and `email` filters read their customers directly. Otherwise the order picks an
+    /// index (creation order, email, last name) which is read in order; other filters are
+    /// checked on the way, so they cost a pass over the live customers. With no filter at all
+    /// only `offset + limit` entries are read and the count comes from the counters.
+    pub async fn list(&self, query: &CustomerQuery) -> DomainResult<(Vec<Customer>, usize)> {
+        let direct = match (&query.ids, &query.emails) {
+            (Some(ids), _) => Some(self.by_ids(ids).await?),
+            (None, Some(emails)) => {
+                let ids = self.ids_by_email(emails).await?;
+                Some(self.by_ids(&ids).await?)
+            }
+            (None, None) => None,
+        };
+        if let Some(found) = direct {
+            let matching = found.into_iter().filter(|c| query.matches(c)).collect();
+            return Ok(page_in_memory(matching, query));
+        }
+        let (order, direction) = query.order.unwrap_or((CustomerOrder::CreatedAt, Direction::Asc));
+        let forward = direction == Direction::Asc;
+        let (index, prefix) = match order {
+            CustomerOrder::Id | CustomerOrder::CreatedAt => (Index::Gsi1, "CUSLIST"),
+            CustomerOrder::Email => (Index::Gsi2, "CUSEMAIL"),
+            CustomerOrder::LastName => (Index::Gsi3, "CUSNAME"),
+            _ => {
+                let all = self.scan(query, Index::Gsi1, "CUSLIST", true).await?;
+                return Ok(page_in_memory(all, query));
+            }
+        };
+        let unfiltered = query.is_unfiltered();
+        let page_size = if unfiltered {
+            query.offset + query.limit + 1
+        } else {
+            SCAN_PAGE
+        };
+        let mut merged = MergedQuery::new(
+            self.store.clone(),
+            index,
+            partitions(prefix),
+            SortCondition::Any,
+            forward,
+            page_size,
+        );
+        let mut page = Vec::with_capacity(query.limit.min(1000));
+        let mut matched = 0usize;
+        while let Some(item) = merged.next().await? {
+            let customer = from_item(item)?;
+            if !query.matches(&customer) {
+                continue;
+            }
+            matched += 1;
+            if matched > query.offset && page.len() < query.limit {
+                page.push(customer);
+            }
+            if unfiltered && page.len() >= query.limit {
+                break;
+            }
+        }
+        let count = if unfiltered {
+            self.count_live().await?
+        } else {
+            matched
+        };
+        Ok((page, count))
+    }
+
+    async fn scan(
+        &self,
+        query: &CustomerQuery,
+        index: Index,
+        prefix: &str,
+        forward: bool,
+    ) -> DomainResult<Vec<Customer>> {
+        let mut merged = MergedQuery::new(
+            self.store.clone(),
+            index,
+            partitions(prefix),
+            SortCondition::Any,
+            forward,
+            SCAN_PAGE,
+        );
+        let mut out = Vec::new();
+        while let Some(item) = merged.next().await? {
+            let customer = from_item(item)?;
+            if query.matches(&customer) {
+                out.push(customer);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn marker_put(c: &Customer, email_key: &str) -> WriteOp {
+    let key = email_marker_key(c.has_account, email_key);
+    let mut item = Item::new();
+    item.insert("pk".into(), key.pk.into());
+    item.insert("sk".into(), key.sk.into());
+    item.insert("entity_type".into(), "customer_email".into());
+    item.insert("customer_id".into(), c.id.clone().into());
+    WriteOp::Put {
+        item,
+        condition: Some(Condition::NotExists),
+    }
+}
+
+fn marker_delete(c: &Customer, email_key: &str) -> WriteOp {
+    WriteOp::Delete {
+        key: email_marker_key(c.has_account, email_key),
+        condition: Some(Condition::equals("customer_id", c.id.clone())),
+    }
+}
+
+fn page_in_memory(mut all: Vec<Customer>, query: &CustomerQuery) -> (Vec<Customer>, usize) {
+    let (order, direction) = query.order.unwrap_or((CustomerOrder::CreatedAt, Direction::Asc));
+    let key = |c: &Customer| {
+        let (value, id) = order.sort_value(c);
+        (value.unwrap_or_else(|| NULL_LAST.to_owned()), id)
+    };
+    all.sort_by_key(key);
+    if direction == Direction::Desc {
+        all.reverse();
+    }
+    let count = all.len();
+    let page = all.into_iter().skip(query.offset).take(query.limit).collect();
+    (page, count)
+}

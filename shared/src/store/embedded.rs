@@ -1,0 +1,413 @@
+//! The embedded backend: one redb file, so `cargo run` needs no AWS at all.
+//!
+//! Items live in one table keyed by (pk, sk); each secondary index is a table keyed by
+//! (index pk, index sk, pk, sk). All writes go through one writer thread that groups the
+//! transactions waiting at that moment into a single redb commit (group commit): each
+//! transaction's conditions are checked before any of its writes, so a failed one writes
+//! nothing, and the fsync is shared by everyone in the group.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::{
+    BatchOp, Index, Item, Key, KvStore, PK, Query, QueryPage, SK, StoreError, WriteOp, key_map,
+    sort_bounds, validate_transaction,
+};
+
+const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi1");
+const GSI2: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi2");
+const GSI3: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi3");
+
+/// Upper bound for any stored key string.
+const MAX_KEY: &str = "\u{10FFFF}\u{10FFFF}\u{10FFFF}\u{10FFFF}";
+/// Most transactions merged into one commit.
+const GROUP_COMMIT_LIMIT: usize = 256;
+
+fn index_table(index: Index) -> TableDefinition<'static, (&'static str, &'static str, &'static str, &'static str), ()> {
+    match index {
+        Index::Gsi1 => GSI1,
+        Index::Gsi2 => GSI2,
+        Index::Gsi3 => GSI3,
+        Index::Main => unreachable!("the main table is not an index table"),
+    }
+}
+
+enum Job {
+    Transact(Vec<WriteOp>),
+    Batch(Vec<BatchOp>),
+}
+
+struct Request {
+    job: Job,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// A store in one file. Cheap to clone; the file is closed when the last clone is dropped.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    writer: mpsc::Sender<Request>,
+}
+
+fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store file, creating missing tables.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| {
+            StoreError::Backend(format!("cannot open store file {}: {e}", path.display()))
+        })?;
+        let txn = db.begin_write().map_err(backend)?;
+        {
+            txn.open_table(ITEMS).map_err(backend)?;
+            for index in Index::SECONDARY {
+                txn.open_table(index_table(index)).map_err(backend)?;
+            }
+        }
+        txn.commit().map_err(backend)?;
+        let db = Arc::new(db);
+        let (writer, requests) = mpsc::channel::<Request>();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("embedded-store-writer".into())
+            .spawn(move || writer_loop(&writer_db, requests))
+            .map_err(backend)?;
+        Ok(EmbeddedStore { db, writer })
+    }
+
+    async fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Request { job, reply })
+            .map_err(|_| StoreError::Backend("store writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("store writer stopped".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(backend)?
+    }
+}
+
+fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
+    while let Ok(first) = requests.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMIT_LIMIT {
+            match requests.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut outcomes = Vec::with_capacity(group.len());
+        let committed = (|| -> Result<(), StoreError> {
+            let txn = db.begin_write().map_err(backend)?;
+            {
+                let mut tables = Tables::open(&txn)?;
+                for request in &group {
+                    outcomes.push(match &request.job {
+                        Job::Transact(ops) => tables.transact(ops),
+                        Job::Batch(ops) => tables.batch(ops),
+                    });
+                }
+            }
+            txn.commit().map_err(backend)
+        })();
+        for (i, request) in group.into_iter().enumerate() {
+            let outcome = match &committed {
+                Ok(()) => outcomes.get(i).cloned().unwrap_or_else(|| Err(backend("lost outcome"))),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = request.reply.send(outcome);
+        }
+    }
+}
+
+struct Tables<'t> {
+    items: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    indexes: Vec<(Index, Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>)>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, StoreError> {
+        let items = txn.open_table(ITEMS).map_err(backend)?;
+        let mut indexes = Vec::new();
+        for index in Index::SECONDARY {
+            indexes.push((index, txn.open_table(index_table(index)).map_err(backend)?));
+        }
+        Ok(Tables { items, indexes })
+    }
+
+    fn load(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        match self.items.get((key.pk.as_str(), key.sk.as_str())).map_err(backend)? {
+            Some(bytes) => decode(bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn transact(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        validate_transaction(ops)?;
+        let mut current = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            let found = self.load(&op.key()?)?;
+            if let Some(condition) = op.condition() {
+                if !condition.holds(found.as_ref()) {
+                    return Err(StoreError::ConditionFailed { index });
+                }
+            }
+            current.push(found);
+        }
+        for (op, old) in ops.iter().zip(current) {
+            match op {
+                WriteOp::Put { item, .. } => self.put(item, old.as_ref())?,
+                WriteOp::Delete { key, .. } => self.delete(key, old.as_ref())?,
+                WriteOp::Check { .. } => {}
+                WriteOp::Add { key, attribute, delta } => {
+                    let mut item = old.clone().unwrap_or_else(|| {
+                        let mut fresh = Item::new();
+                        fresh.insert(PK.into(), key.pk.clone().into());
+                        fresh.insert(SK.into(), key.sk.clone().into());
+                        fresh
+                    });
+                    let now = item.get(attribute).and_then(Value::as_i64).unwrap_or(0);
+                    item.insert(attribute.clone(), (now + delta).into());
+                    self.put(&item, old.as_ref())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn batch(&mut self, ops: &[BatchOp]) -> Result<(), StoreError> {
+        for op in ops {
+            match op {
+                BatchOp::Put(item) => {
+                    let old = self.load(&Key::of(item)?)?;
+                    self.put(item, old.as_ref())?;
+                }
+                BatchOp::Delete(key) => {
+                    let old = self.load(key)?;
+                    self.delete(key, old.as_ref())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, item: &Item, old: Option<&Item>) -> Result<(), StoreError> {
+        let key = Key::of(item)?;
+        if let Some(old) = old {
+            self.unindex(&key, old)?;
+        }
+        let bytes = serde_json::to_vec(item).map_err(backend)?;
+        self.items
+            .insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice())
+            .map_err(backend)?;
+        for (index, table) in &mut self.indexes {
+            if let Some((ipk, isk)) = index_key(item, *index) {
+                table
+                    .insert((ipk, isk, key.pk.as_str(), key.sk.as_str()), ())
+                    .map_err(backend)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &Key, old: Option<&Item>) -> Result<(), StoreError> {
+        if let Some(old) = old {
+            self.unindex(key, old)?;
+            self.items
+                .remove((key.pk.as_str(), key.sk.as_str()))
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn unindex(&mut self, key: &Key, old: &Item) -> Result<(), StoreError> {
+        for (index, table) in &mut self.indexes {
+            if let Some((ipk, isk)) = index_key(old, *index) {
+                table
+                    .remove((ipk, isk, key.pk.as_str(), key.sk.as_str()))
+                    .map_err(backend)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn index_key(item: &Item, index: Index) -> Option<(&str, &str)> {
+    let (p, s) = index.key_attributes();
+    Some((item.get(p)?.as_str()?, item.get(s)?.as_str()?))
+}
+
+fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Backend(format!("corrupt item: {e}")))
+}
+
+fn start_part<'a>(start: &'a Option<super::KeyMap>, name: &str) -> Result<Option<&'a str>, StoreError> {
+    match start {
+        None => Ok(None),
+        Some(map) => map
+            .get(name)
+            .map(|v| Some(v.as_str()))
+            .ok_or_else(|| StoreError::Invalid(format!("start key lacks {name}"))),
+    }
+}
+
+fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
+    let txn = db.begin_read().map_err(backend)?;
+    let items = txn.open_table(ITEMS).map_err(backend)?;
+    let (lo, hi) = sort_bounds(&query.sort);
+    let lo = lo.unwrap_or_default();
+    let hi = hi.unwrap_or_else(|| MAX_KEY.to_owned());
+    let part = query.partition.as_str();
+    let mut found = Vec::new();
+    let limit = query.limit.max(1);
+    if query.index == Index::Main {
+        let start_sk = start_part(&query.start_after, SK)?;
+        let (lower, upper) = match (start_sk, query.forward) {
+            (Some(s), true) => (Bound::Excluded((part, s)), Bound::Included((part, hi.as_str()))),
+            (Some(s), false) => (Bound::Included((part, lo.as_str())), Bound::Excluded((part, s))),
+            (None, _) => (Bound::Included((part, lo.as_str())), Bound::Included((part, hi.as_str()))),
+        };
+        let range = items.range::<(&str, &str)>((lower, upper)).map_err(backend)?;
+        let mut collect = |entry: Result<(redb::AccessGuard<(&str, &str)>, redb::AccessGuard<&[u8]>), redb::StorageError>| -> Result<bool, StoreError> {
+            let (_, value) = entry.map_err(backend)?;
+            found.push(decode(value.value())?);
+            Ok(found.len() < limit)
+        };
+        if query.forward {
+            for entry in range {
+                if !collect(entry)? {
+                    break;
+                }
+            }
+        } else {
+            for entry in range.rev() {
+                if !collect(entry)? {
+                    break;
+                }
+            }
+        }
+    } else {
+        let table = txn.open_table(index_table(query.index)).map_err(backend)?;
+        let (ip, is) = query.index.key_attributes();
+        let start = match &query.start_after {
+            None => None,
+            Some(_) => Some((
+                start_part(&query.start_after, is)?.unwrap_or_default(),
+                start_part(&query.start_after, PK)?.unwrap_or_default(),
+                start_part(&query.start_after, SK)?.unwrap_or_default(),
+            )),
+        };
+        let _ = ip;
+        let low_full = (part, lo.as_str(), "", "");
+        let high_full = (part, hi.as_str(), MAX_KEY, MAX_KEY);
+        let (lower, upper) = match (start, query.forward) {
+            (Some((s, p, k)), true) => (Bound::Excluded((part, s, p, k)), Bound::Included(high_full)),
+            (Some((s, p, k)), false) => (Bound::Included(low_full), Bound::Excluded((part, s, p, k))),
+            (None, _) => (Bound::Included(low_full), Bound::Included(high_full)),
+        };
+        let range = table
+            .range::<(&str, &str, &str, &str)>((lower, upper))
+            .map_err(backend)?;
+        let mut collect = |entry: Result<(redb::AccessGuard<(&str, &str, &str, &str)>, redb::AccessGuard<()>), redb::StorageError>| -> Result<bool, StoreError> {
+            let (key, _) = entry.map_err(backend)?;
+            let (_, _, pk, sk) = key.value();
+            match items.get((pk, sk)).map_err(backend)? {
+                Some(value) => found.push(decode(value.value())?),
+                None => return Err(StoreError::Backend(format!("index entry without item {pk}/{sk}"))),
+            }
+            Ok(found.len() < limit)
+        };
+        if query.forward {
+            for entry in range {
+                if !collect(entry)? {
+                    break;
+                }
+            }
+        } else {
+            for entry in range.rev() {
+                if !collect(entry)? {
+                    break;
+                }
+            }
+        }
+    }
+    let last_key = if found.len() >= limit {
+        found.last().map(|item| key_map(item, query.index))
+    } else {
+        None
+    };
+    Ok(QueryPage {
+        items: found,
+        last_key,
+    })
+}
+
+#[async_trait]
+impl KvStore for EmbeddedStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            match table.get((key.pk.as_str(), key.sk.as_str())).map_err(backend)? {
+                Some(v) => decode(v.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        let keys = keys.to_vec();
+        self.read(move |db| {
+            let txn = db.begin_read().map_err(backend)?;
+            let table = txn.open_table(ITEMS).map_err(backend)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in &keys {
+                if let Some(v) = table.get((key.pk.as_str(), key.sk.as_str())).map_err(backend)? {
+                    out.push(decode(v.value())?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        validate_transaction(&ops)?;
+        self.submit(Job::Transact(ops)).await
+    }
+
+    async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.submit(Job::Batch(ops)).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {
+        let query = query.clone();
+        self.read(move |db| run_query(db, &query)).await
+    }
+}

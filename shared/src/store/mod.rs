@@ -1,0 +1,281 @@
+//! The narrow key-value interface the single-table layout is written against.
+//!
+//! Two backends implement it — DynamoDB and an embedded redb file — and both pass the same
+//! conformance suite (`tests/`). Everything above this module (repositories, use cases) is written
+//! once. It is also the seam for fault injection: a wrapper can throttle or cancel any call.
+
+pub mod dynamo;
+pub mod embedded;
+pub mod merge;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// One stored item: attribute name → JSON value. Key attributes are plain strings.
+pub type Item = serde_json::Map<String, Value>;
+
+/// Key attributes of an item as a flat map (primary key and, for index queries, the index key).
+/// Used as the exclusive start of the next query page.
+pub type KeyMap = BTreeMap<String, String>;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+
+/// Maximum number of operations DynamoDB accepts in one transaction; the embedded backend
+/// enforces it too, so code that works locally works on AWS.
+pub const MAX_TRANSACTION_OPS: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Key {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+
+    /// Reads the primary key attributes of an item.
+    pub fn of(item: &Item) -> Result<Key, StoreError> {
+        let attr = |name: &str| {
+            item.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| StoreError::Backend(format!("item without string attribute {name}")))
+        };
+        Ok(Key {
+            pk: attr(PK)?,
+            sk: attr(SK)?,
+        })
+    }
+}
+
+/// The global secondary indexes of the table. Each has a string partition and sort key named
+/// `gsiNpk` / `gsiNsk`; an item is in an index only when it carries both attributes (sparse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Index {
+    Main,
+    Gsi1,
+    Gsi2,
+    Gsi3,
+}
+
+impl Index {
+    pub const SECONDARY: [Index; 3] = [Index::Gsi1, Index::Gsi2, Index::Gsi3];
+
+    /// Attribute names of this index's partition and sort key.
+    pub fn key_attributes(self) -> (&'static str, &'static str) {
+        match self {
+            Index::Main => (PK, SK),
+            Index::Gsi1 => ("gsi1pk", "gsi1sk"),
+            Index::Gsi2 => ("gsi2pk", "gsi2sk"),
+            Index::Gsi3 => ("gsi3pk", "gsi3sk"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Index::Main => "main",
+            Index::Gsi1 => "gsi1",
+            Index::Gsi2 => "gsi2",
+            Index::Gsi3 => "gsi3",
+        }
+    }
+}
+
+/// A condition on the current state of one item, checked atomically with the write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Exists,
+    NotExists,
+    /// The item exists and the attribute holds exactly this value.
+    Equals { attribute: String, value: Value },
+}
+
+impl Condition {
+    pub fn equals(attribute: &str, value: impl Into<Value>) -> Self {
+        Condition::Equals {
+            attribute: attribute.to_owned(),
+            value: value.into(),
+        }
+    }
+
+    /// Evaluates the condition against the current item (shared by in-process backends).
+    pub fn holds(&self, current: Option<&Item>) -> bool {
+        match (self, current) {
+            (Condition::Exists, found) => found.is_some(),
+            (Condition::NotExists, found) => found.is_none(),
+            (Condition::Equals { attribute, value }, Some(item)) => item.get(attribute) == Some(value),
+            (Condition::Equals { .. }, None) => false,
+        }
+    }
+}
+
+/// One write inside a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    Put { item: Item, condition: Option<Condition> },
+    Delete { key: Key, condition: Option<Condition> },
+    Check { key: Key, condition: Condition },
+    /// Adds `delta` to a numeric attribute, creating the item (with its key only) when missing.
+    Add { key: Key, attribute: String, delta: i64 },
+}
+
+impl WriteOp {
+    pub fn key(&self) -> Result<Key, StoreError> {
+        match self {
+            WriteOp::Put { item, .. } => Key::of(item),
+            WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } | WriteOp::Add { key, .. } => {
+                Ok(key.clone())
+            }
+        }
+    }
+
+    pub fn condition(&self) -> Option<&Condition> {
+        match self {
+            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => condition.as_ref(),
+            WriteOp::Check { condition, .. } => Some(condition),
+            WriteOp::Add { .. } => None,
+        }
+    }
+}
+
+/// An unconditional write for bulk loads; batches are not atomic but each write is idempotent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOp {
+    Put(Item),
+    Delete(Key),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortCondition {
+    Any,
+    Equals(String),
+    BeginsWith(String),
+    /// Inclusive on both ends.
+    Between(String, String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub index: Index,
+    pub partition: String,
+    pub sort: SortCondition,
+    /// Ascending sort key order when true.
+    pub forward: bool,
+    pub limit: usize,
+    /// Exclusive start: the `last_key` of the previous page.
+    pub start_after: Option<KeyMap>,
+}
+
+impl Query {
+    pub fn new(index: Index, partition: impl Into<String>) -> Self {
+        Query {
+            index,
+            partition: partition.into(),
+            sort: SortCondition::Any,
+            forward: true,
+            limit: 100,
+            start_after: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryPage {
+    pub items: Vec<Item>,
+    /// Present when more items may follow.
+    pub last_key: Option<KeyMap>,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum StoreError {
+    /// The condition of operation `index` (position in the transaction) did not hold; nothing was written.
+    #[error("condition of operation {index} failed")]
+    ConditionFailed { index: usize },
+    /// Another transaction touched the same items; nothing was written and a retry may succeed.
+    #[error("transaction conflict")]
+    Conflict,
+    /// The backend asked us to slow down and retries were exhausted.
+    #[error("throttled by the store")]
+    Throttled,
+    #[error("invalid request to the store: {0}")]
+    Invalid(String),
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+/// The store port. Every method is atomic on its own; `transact` is all-or-nothing.
+#[async_trait]
+pub trait KvStore: Send + Sync {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    /// Items for the keys that exist, in no particular order.
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError>;
+    /// Applies every operation or none. At most [`MAX_TRANSACTION_OPS`], one per item.
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    /// Unconditional puts and deletes, retried until all are applied.
+    async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError>;
+    async fn query(&self, query: &Query) -> Result<QueryPage, StoreError>;
+}
+
+/// Rejects transactions DynamoDB would reject, so both backends agree.
+pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
+    if ops.is_empty() {
+        return Err(StoreError::Invalid("empty transaction".into()));
+    }
+    if ops.len() > MAX_TRANSACTION_OPS {
+        return Err(StoreError::Invalid(format!(
+            "transaction has {} operations, at most {MAX_TRANSACTION_OPS} allowed",
+            ops.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for op in ops {
+        if !seen.insert(op.key()?) {
+            return Err(StoreError::Invalid(
+                "transaction includes several operations on one item".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Key attributes of `item` for `index`: what a page's `last_key` holds.
+pub fn key_map(item: &Item, index: Index) -> KeyMap {
+    let mut names = vec![PK, SK];
+    if index != Index::Main {
+        let (p, s) = index.key_attributes();
+        names.extend([p, s]);
+    }
+    names
+        .into_iter()
+        .filter_map(|n| item.get(n).and_then(Value::as_str).map(|v| (n.to_owned(), v.to_owned())))
+        .collect()
+}
+
+/// The sort key range a condition selects, as inclusive bounds (`None` = unbounded).
+pub fn sort_bounds(sort: &SortCondition) -> (Option<String>, Option<String>) {
+    // U+10FFFF is the greatest character: appended, it bounds every string with the prefix.
+    const MAX: char = '\u{10FFFF}';
+    match sort {
+        SortCondition::Any => (None, None),
+        SortCondition::Equals(v) => (Some(v.clone()), Some(v.clone())),
+        SortCondition::BeginsWith(p) => (Some(p.clone()), Some(format!("{p}{MAX}{MAX}"))),
+        SortCondition::Between(a, b) => (Some(a.clone()), Some(b.clone())),
+    }
+}
+
+pub fn sort_matches(sort: &SortCondition, value: &str) -> bool {
+    match sort {
+        SortCondition::Any => true,
+        SortCondition::Equals(v) => value == v,
+        SortCondition::BeginsWith(p) => value.starts_with(p.as_str()),
+        SortCondition::Between(a, b) => value >= a.as_str() && value <= b.as_str(),
+    }
+}
