@@ -18,7 +18,9 @@ use crate::http::AppState;
 pub struct StartupError(pub String);
 
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }
 
 pub async fn open_store(config: &Config) -> Result<Arc<dyn KvStore>, StartupError> {
@@ -29,7 +31,10 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn KvStore>, StartupErro
             tracing::info!(path = %path.display(), "embedded store open");
             Ok(Arc::new(store))
         }
-        StoreConfig::DynamoDb { table, create_table } => {
+        StoreConfig::DynamoDb {
+            table,
+            create_table,
+        } => {
             let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
             let store = DynamoStore::new(client, table.clone());
             if *create_table {
@@ -44,20 +49,35 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn KvStore>, StartupErro
     }
 }
 
-pub async fn build_state(config: &Config, store: Arc<dyn KvStore>) -> Result<AppState, StartupError> {
+pub async fn build_state(
+    config: &Config,
+    store: Arc<dyn KvStore>,
+) -> Result<AppState, StartupError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGenerator> = Arc::new(UlidGenerator::default());
-    let customers = CustomerService::new(CustomerRepository::new(store.clone()), clock.clone(), ids.clone());
+    let customers = CustomerService::new(
+        CustomerRepository::new(store.clone()),
+        clock.clone(),
+        ids.clone(),
+    );
     let (identity, issuer, verifier) = match &config.auth {
         AuthConfig::Local { issuer } => {
             let key = SigningKey::load_or_create(&config.data_dir.join("jwt-signing-key.json"))
                 .map_err(|e| StartupError(e.to_string()))?;
-            let issuer = Arc::new(TokenIssuer::new(key, issuer.clone(), config.token_ttl_seconds));
+            let issuer = Arc::new(TokenIssuer::new(
+                key,
+                issuer.clone(),
+                config.token_ttl_seconds,
+            ));
             let verifier = Arc::new(issuer.verifier());
             let identity = LocalIdentityProvider::new(store.clone(), issuer.clone(), clock, ids);
             (Some(identity), Some(issuer), Some(verifier))
         }
-        AuthConfig::External { issuer, jwks_url, audience } => {
+        AuthConfig::External {
+            issuer,
+            jwks_url,
+            audience,
+        } => {
             let keys = Arc::new(RemoteKeys::new(jwks_url.clone()));
             let verifier = TokenVerifier::new(keys, issuer.clone(), audience.clone());
             (None, None, Some(Arc::new(verifier)))

@@ -15,7 +15,11 @@ pub enum AuthConfig {
     /// Sign people in here: passwords in the store, tokens signed with a key in `DATA_DIR`.
     Local { issuer: String },
     /// Verify tokens of an external issuer (Cognito) against its JWKS.
-    External { issuer: String, jwks_url: String, audience: Option<String> },
+    External {
+        issuer: String,
+        jwks_url: String,
+        audience: Option<String>,
+    },
     /// Trust only the claims the API Gateway JWT authorizer verified (Lambdas without JWKS settings).
     AuthorizerOnly,
 }
@@ -46,11 +50,16 @@ pub enum Mode {
 
 impl Config {
     pub fn from_env(mode: Mode) -> Result<Config, ConfigError> {
-        Config::from_lookup(mode, |name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        Config::from_lookup(mode, |name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })
     }
 
     /// Reads settings through `get`, so tests need not touch the process environment.
-    pub fn from_lookup(mode: Mode, get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn from_lookup(
+        mode: Mode,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let port = match get("PORT") {
             Some(p) => p
                 .parse()
@@ -62,7 +71,9 @@ impl Config {
                 None => Ok(false),
                 Some("1" | "true" | "yes") => Ok(true),
                 Some("0" | "false" | "no") => Ok(false),
-                Some(other) => Err(ConfigError(format!("{name} must be true or false, got '{other}'"))),
+                Some(other) => Err(ConfigError(format!(
+                    "{name} must be true or false, got '{other}'"
+                ))),
             }
         };
         let default_store = match mode {
@@ -90,7 +101,9 @@ impl Config {
                 audience: get("AUTH_AUDIENCE"),
             },
             (Some(_), None) => {
-                return Err(ConfigError("AUTH_ISSUER is required with AUTH_JWKS_URL".into()));
+                return Err(ConfigError(
+                    "AUTH_ISSUER is required with AUTH_JWKS_URL".into(),
+                ));
             }
             (None, issuer) => match mode {
                 Mode::LocalServer => AuthConfig::Local {
@@ -100,11 +113,11 @@ impl Config {
             },
         };
         let token_ttl_seconds = match get("TOKEN_TTL_SECONDS") {
-            Some(v) => v
-                .parse()
-                .ok()
-                .filter(|t: &i64| *t > 0)
-                .ok_or_else(|| ConfigError(format!("TOKEN_TTL_SECONDS must be a positive number, got '{v}'")))?,
+            Some(v) => v.parse().ok().filter(|t: &i64| *t > 0).ok_or_else(|| {
+                ConfigError(format!(
+                    "TOKEN_TTL_SECONDS must be a positive number, got '{v}'"
+                ))
+            })?,
             None => shared::auth::tokens::DEFAULT_TTL_SECONDS,
         };
         Ok(Config {
@@ -127,7 +140,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(mode: Mode, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(mode, |k| map.get(k).cloned())
     }
 
@@ -144,8 +160,18 @@ mod tests {
             config(Mode::Lambda, &[]).unwrap_err(),
             ConfigError("TABLE_NAME is required when STORE=dynamodb".into())
         );
-        assert!(config(Mode::LocalServer, &[("PORT", "x")]).unwrap_err().0.contains("PORT"));
-        assert!(config(Mode::LocalServer, &[("STORE", "mysql")]).unwrap_err().0.contains("STORE"));
+        assert!(
+            config(Mode::LocalServer, &[("PORT", "x")])
+                .unwrap_err()
+                .0
+                .contains("PORT")
+        );
+        assert!(
+            config(Mode::LocalServer, &[("STORE", "mysql")])
+                .unwrap_err()
+                .0
+                .contains("STORE")
+        );
         let lambda = config(Mode::Lambda, &[("TABLE_NAME", "t")]).unwrap();
         assert_eq!(lambda.auth, AuthConfig::AuthorizerOnly);
     }

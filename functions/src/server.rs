@@ -1,6 +1,9 @@
 //! The local server: every route in one process, on the same router the Lambdas use.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use shared::store::KvStore;
 
 use tokio::net::TcpListener;
 
@@ -11,11 +14,27 @@ use crate::http::{all_routes, router};
 /// Binds, then serves until ctrl-c/SIGTERM. Returns the bound address through `on_ready`.
 pub async fn run(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<(), StartupError> {
     let store = open_store(&config).await?;
+    serve(config, store, on_ready).await
+}
+
+/// Serves on an already opened store (tests hand in their own).
+pub async fn serve(
+    config: Config,
+    store: Arc<dyn KvStore>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), StartupError> {
     let state = build_state(&config, store).await?;
     let listener = TcpListener::bind((config.host.as_str(), config.port))
         .await
-        .map_err(|e| StartupError(format!("cannot listen on {}:{}: {e}", config.host, config.port)))?;
-    let addr = listener.local_addr().map_err(|e| StartupError(e.to_string()))?;
+        .map_err(|e| {
+            StartupError(format!(
+                "cannot listen on {}:{}: {e}",
+                config.host, config.port
+            ))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartupError(e.to_string()))?;
     on_ready(addr);
     axum::serve(listener, router(state, &all_routes()))
         .with_graceful_shutdown(shutdown_signal())
@@ -29,7 +48,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

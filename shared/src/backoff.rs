@@ -41,7 +41,11 @@ impl Backoff {
         self.attempt += 1;
         let random = getrandom::u64().unwrap_or(0x9E37_79B9_7F4A_7C15);
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        Some(Duration::from_nanos(if nanos == 0 { 0 } else { random % nanos }))
+        Some(Duration::from_nanos(if nanos == 0 {
+            0
+        } else {
+            random % nanos
+        }))
     }
 
     /// Sleeps for the next delay; false when the attempts are used up.

@@ -38,7 +38,11 @@ pub fn parse_instant(input: &str) -> Option<String> {
     if let Ok(t) = OffsetDateTime::parse(input, &Rfc3339) {
         return Some(iso(t));
     }
-    let date = time::Date::parse(input, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    let date = time::Date::parse(
+        input,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()?;
     Some(iso(date.midnight().assume_utc()))
 }
 
@@ -58,7 +62,10 @@ impl Default for UlidGenerator {
 
 impl IdGenerator for UlidGenerator {
     fn new_id(&self, prefix: &str) -> String {
-        let mut generator = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut generator = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let id = generator.generate().unwrap_or_else(|_| ulid::Ulid::new());
         format!("{prefix}_{id}")
     }
@@ -76,7 +83,10 @@ mod tests {
 
     #[test]
     fn filter_dates_are_normalised() {
-        assert_eq!(parse_instant("2024-01-02").as_deref(), Some("2024-01-02T00:00:00.000Z"));
+        assert_eq!(
+            parse_instant("2024-01-02").as_deref(),
+            Some("2024-01-02T00:00:00.000Z")
+        );
         assert_eq!(
             parse_instant("2024-01-02T03:04:05+01:00").as_deref(),
             Some("2024-01-02T02:04:05.000Z")

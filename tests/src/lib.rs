@@ -1,1 +1,242 @@
+//! Helpers shared by the integration tests: backends (embedded file, DynamoDB on moto), an
+//! in-process server on a free port, and a small HTTP client.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use functions::config::{AuthConfig, Config, StoreConfig};
+use serde_json::Value;
+use shared::store::KvStore;
+use shared::store::dynamo::DynamoStore;
+use shared::store::embedded::EmbeddedStore;
+
+pub const ADMIN_EMAIL: &str = "admin@test.com";
+pub const ADMIN_PASSWORD: &str = "supersecret";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    DynamoDb,
+}
+
+/// moto's endpoint, from `AWS_ENDPOINT_URL`. Without it the DynamoDB variants are skipped
+/// with a message — except in CI (`CI=true`), where a missing moto fails the test.
+pub fn moto_endpoint() -> Option<String> {
+    match std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(url) => Some(url),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "CI=true but AWS_ENDPOINT_URL is not set: moto server is required for DynamoDB tests"
+            )
+        }
+        None => {
+            eprintln!(
+                "SKIPPED: AWS_ENDPOINT_URL not set, DynamoDB variant not run (run tests/run.sh)"
+            );
+            None
+        }
+    }
+}
+
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_name(prefix));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+pub async fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+/// A fresh, empty store of the given kind; `None` when the backend is unavailable (see
+/// [`moto_endpoint`]).
+pub async fn fresh_store(backend: Backend) -> Option<Arc<dyn KvStore>> {
+    match backend {
+        Backend::Embedded => {
+            let path = temp_dir("store").join("store.redb");
+            Some(Arc::new(
+                EmbeddedStore::open(&path).expect("open embedded store"),
+            ))
+        }
+        Backend::DynamoDb => {
+            let endpoint = moto_endpoint()?;
+            let store = DynamoStore::new(dynamo_client(&endpoint).await, unique_name("test"));
+            store.ensure_table().await.expect("create table on moto");
+            Some(Arc::new(store))
+        }
+    }
+}
+
+/// The API served in-process on a free loopback port.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub token: String,
+    pub store: Arc<dyn KvStore>,
+}
+
+pub fn test_config(data_dir: PathBuf) -> Config {
+    Config {
+        host: "127.0.0.1".into(),
+        port: 0,
+        data_dir,
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        store: StoreConfig::Embedded,
+        auth: AuthConfig::Local {
+            issuer: "customer-module-test".into(),
+        },
+        token_ttl_seconds: 3600,
+        json_logs: false,
+    }
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> Option<TestServer> {
+        let store = fresh_store(backend).await?;
+        let config = test_config(temp_dir("server"));
+        let (ready, addr) = tokio::sync::oneshot::channel();
+        let served = store.clone();
+        tokio::spawn(async move {
+            let result = functions::server::serve(config, served, move |addr| {
+                let _ = ready.send(addr);
+            })
+            .await;
+            if let Err(e) = result {
+                eprintln!("test server stopped: {e}");
+            }
+        });
+        let addr = addr.await.expect("server did not start");
+        let mut server = TestServer {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            token: String::new(),
+            store,
+        };
+        let (status, body) = server
+            .call(
+                "POST",
+                "/auth/user/emailpass",
+                Some(serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
+                false,
+            )
+            .await;
+        assert_eq!(status, 200, "admin login failed: {body}");
+        server.token = body["token"].as_str().expect("token").to_owned();
+        Some(server)
+    }
+
+    /// Sends a request (as the admin when `authed`) and returns status and JSON body
+    /// (`Value::Null` for an empty or non-JSON body).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        authed: bool,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if authed {
+            request = request.bearer_auth(&self.token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None, true).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call("POST", path, Some(body), true).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.call("DELETE", path, None, true).await
+    }
+
+    /// Creates a customer and returns it, failing the test on any error.
+    pub async fn create_customer(&self, body: Value) -> Value {
+        let (status, response) = self.post("/admin/customers", body).await;
+        assert_eq!(status, 200, "create failed: {response}");
+        response["customer"].clone()
+    }
+}
+
+/// Runs a test body once per backend: `both_backends!(name)` expects `async fn name(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn embedded() {
+                    super::$name(integration_tests::Backend::Embedded).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn dynamodb() {
+                    if integration_tests::moto_endpoint().is_some() {
+                        super::$name(integration_tests::Backend::DynamoDb).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+impl TestServer {
+    /// Sends a request over a raw socket and keeps reading the answer even when the server
+    /// stops reading the body early (as it does for an oversized body). Returns status and body.
+    pub async fn raw_post(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.trim_start_matches("http://").to_owned();
+        let stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let (mut reader, mut writer) = stream.into_split();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            self.token,
+            body.len()
+        );
+        let send = tokio::spawn(async move {
+            let _ = writer.write_all(head.as_bytes()).await;
+            let _ = writer.write_all(&body).await;
+        });
+        let mut answer = Vec::new();
+        let _ = reader.read_to_end(&mut answer).await;
+        send.abort();
+        let text = String::from_utf8_lossy(&answer);
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let json = text
+            .split_once("\r\n\r\n")
+            .and_then(|(_, b)| serde_json::from_str(b.trim()).ok())
+            .unwrap_or(Value::Null);
+        (status, json)
+    }
+}

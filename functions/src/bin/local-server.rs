@@ -20,7 +20,12 @@ async fn run() -> Result<(), String> {
     let config = Config::from_env(Mode::LocalServer).map_err(|e| e.to_string())?;
     init_tracing(config.json_logs);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] | ["serve"] => functions::server::run(config, |addr| {
             tracing::info!("customer module API listening on http://{addr}");
         })
@@ -28,7 +33,9 @@ async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string()),
         ["create-user", email, password] => {
             let store = open_store(&config).await.map_err(|e| e.to_string())?;
-            let state = build_state(&config, store).await.map_err(|e| e.to_string())?;
+            let state = build_state(&config, store)
+                .await
+                .map_err(|e| e.to_string())?;
             let identity = state
                 .identity
                 .ok_or("staff users can be created only with the local sign-in provider")?;

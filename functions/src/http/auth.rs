@@ -16,7 +16,8 @@ use super::error::{ApiError, ApiResult};
 /// pass every claim as a string, so JSON-valued claims are parsed back.
 fn authorizer_claims(parts: &Parts) -> Option<Map<String, Value>> {
     use lambda_http::request::RequestContext;
-    let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>() else {
+    let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>()
+    else {
         return None;
     };
     let jwt = context.authorizer.as_ref()?.jwt.as_ref()?;
@@ -41,7 +42,9 @@ fn authorizer_claims(parts: &Parts) -> Option<Map<String, Value>> {
 fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthContext, DomainError> {
@@ -49,7 +52,10 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthContext
         return AuthContext::from_claims(&claims).ok_or(DomainError::Unauthenticated);
     }
     let token = bearer(parts).ok_or(DomainError::Unauthenticated)?;
-    let verifier = state.verifier.as_ref().ok_or(DomainError::Unauthenticated)?;
+    let verifier = state
+        .verifier
+        .as_ref()
+        .ok_or(DomainError::Unauthenticated)?;
     verifier.authenticate(token).await
 }
 
@@ -59,7 +65,10 @@ pub struct Staff(pub AuthContext);
 impl FromRequestParts<AppState> for Staff {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let context = authenticate(parts, state).await?;
         if !context.is_staff() {
             return Err(ApiError(DomainError::Unauthenticated));
@@ -70,14 +79,20 @@ impl FromRequestParts<AppState> for Staff {
 }
 
 /// `POST /auth/user/emailpass {email, password}` → `{token}`.
-pub async fn user_login(State(state): State<AppState>, JsonBody(body): JsonBody) -> ApiResult<Json<Value>> {
-    let identity = state
-        .identity
-        .as_ref()
-        .ok_or_else(|| ApiError(DomainError::NotAllowed("Email and password sign-in is not enabled here".into())))?;
+pub async fn user_login(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let identity = state.identity.as_ref().ok_or_else(|| {
+        ApiError(DomainError::NotAllowed(
+            "Email and password sign-in is not enabled here".into(),
+        ))
+    })?;
     let text = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
     let (Some(email), Some(password)) = (text("email"), text("password")) else {
-        return Err(ApiError(DomainError::Unauthorized("Invalid email or password".into())));
+        return Err(ApiError(DomainError::Unauthorized(
+            "Invalid email or password".into(),
+        )));
     };
     let token = identity.login("user", &email, &password).await?;
     Ok(Json(json!({ "token": token })))

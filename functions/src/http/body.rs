@@ -5,8 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value};
 
-use super::error::{ApiError, ApiResult, invalid};
-use shared::DomainError;
+use super::error::{ApiResult, PayloadTooLarge, invalid};
 
 /// Largest request body accepted (Medusa's body-parser default is 100 KB for JSON; imports
 /// take their own route).
@@ -118,25 +117,26 @@ pub fn validate(body: Value, fields: &[Field]) -> ApiResult<Map<String, Value>> 
 pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
-    type Rejection = ApiError;
+    type Rejection = axum::response::Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError(DomainError::InvalidData(format!(
-                    "Request body is larger than {} bytes",
-                    MAX_BODY_BYTES
-                )))
+                PayloadTooLarge(MAX_BODY_BYTES).into_response()
             } else {
-                invalid(format!("Invalid request: cannot read the body: {rejection}"))
+                invalid(format!(
+                    "Invalid request: cannot read the body: {rejection}"
+                ))
+                .into_response()
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Object(Map::new())));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| invalid(format!("Invalid request: the body is not valid JSON ({e})")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            invalid(format!("Invalid request: the body is not valid JSON ({e})")).into_response()
+        })
     }
 }
 
@@ -153,8 +153,13 @@ pub fn record_change(map: &Map<String, Value>, name: &str) -> Option<Option<Map<
 mod tests {
     use super::*;
     use serde_json::json;
+    use shared::DomainError;
 
-    const FIELDS: &[Field] = &[nullish("email", Kind::Email), nullish("first_name", Kind::String), required("name", Kind::String)];
+    const FIELDS: &[Field] = &[
+        nullish("email", Kind::Email),
+        nullish("first_name", Kind::String),
+        required("name", Kind::String),
+    ];
 
     fn message(result: ApiResult<Map<String, Value>>) -> String {
         match result {
@@ -173,7 +178,10 @@ mod tests {
             message(validate(json!({"name": "x", "first_name": 42}), FIELDS)),
             "Invalid request: Expected type: 'string' for field 'first_name', got: '42'"
         );
-        assert_eq!(message(validate(json!({}), FIELDS)), "Invalid request: Field 'name' is required");
+        assert_eq!(
+            message(validate(json!({}), FIELDS)),
+            "Invalid request: Field 'name' is required"
+        );
         assert_eq!(
             message(validate(json!({"name": null}), FIELDS)),
             "Invalid request: Expected type: 'string' for field 'name', got: 'null'"

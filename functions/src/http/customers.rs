@@ -7,16 +7,26 @@ use shared::customers::{
     Customer, CustomerDraft, CustomerOrder, CustomerPatch, CustomerQuery, Direction,
 };
 
+use super::AppState;
 use super::auth::Staff;
 use super::body::{Field, JsonBody, Kind, nullish, record_change, text_change, validate};
 use super::error::{ApiResult, invalid};
 use super::fields::Selection;
 use super::query::{self, Params};
-use super::AppState;
 
 pub const DEFAULT_FIELDS: &[&str] = &[
-    "id", "company_name", "first_name", "last_name", "email", "phone", "metadata",
-    "has_account", "created_by", "created_at", "updated_at", "deleted_at",
+    "id",
+    "company_name",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "metadata",
+    "has_account",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "deleted_at",
 ];
 pub const ALLOWED_FIELDS: &[&str] = DEFAULT_FIELDS;
 
@@ -31,8 +41,21 @@ pub const CUSTOMER_BODY: &[Field] = &[
 ];
 
 pub const LIST_PARAMS: &[&str] = &[
-    "q", "id", "email", "first_name", "last_name", "company_name", "phone", "created_by",
-    "has_account", "created_at", "updated_at", "order", "offset", "limit", "fields",
+    "q",
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "company_name",
+    "phone",
+    "created_by",
+    "has_account",
+    "created_at",
+    "updated_at",
+    "order",
+    "offset",
+    "limit",
+    "fields",
 ];
 pub const FIELDS_PARAM: &[&str] = &["fields"];
 
@@ -90,7 +113,9 @@ pub fn list_query(params: &Params) -> ApiResult<CustomerQuery> {
         updated_at: query::time_range(params, "updated_at")?,
         order: order(params)?,
         offset: query::number(params, "offset")?.unwrap_or(0),
-        limit: query::number(params, "limit")?.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT),
+        limit: query::number(params, "limit")?
+            .unwrap_or(DEFAULT_LIMIT)
+            .min(MAX_LIMIT),
     })
 }
 
@@ -180,5 +205,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     state.customers.delete(&id).await?;
-    Ok(Json(json!({ "id": id, "object": "customer", "deleted": true })))
+    Ok(Json(
+        json!({ "id": id, "object": "customer", "deleted": true }),
+    ))
 }

@@ -9,9 +9,23 @@ use shared::DomainError;
 #[derive(Debug)]
 pub struct ApiError(pub DomainError);
 
+/// A body over the size limit: 413 with Medusa's body shape.
+#[derive(Debug)]
+pub struct PayloadTooLarge(pub usize);
+
 impl From<DomainError> for ApiError {
     fn from(e: DomainError) -> Self {
         ApiError(e)
+    }
+}
+
+impl IntoResponse for PayloadTooLarge {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({"type": "invalid_data", "message": format!("Request body is larger than {} bytes", self.0)})),
+        )
+            .into_response()
     }
 }
 
@@ -24,12 +38,29 @@ pub fn invalid(message: impl Into<String>) -> ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = match &self.0 {
-            DomainError::InvalidData(m) => (StatusCode::BAD_REQUEST, json!({"type": "invalid_data", "message": m})),
-            DomainError::NotAllowed(m) => (StatusCode::BAD_REQUEST, json!({"type": "not_allowed", "message": m})),
-            DomainError::Unauthenticated => (StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"})),
-            DomainError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, json!({"type": "unauthorized", "message": m})),
-            DomainError::Forbidden(m) => (StatusCode::FORBIDDEN, json!({"type": "not_allowed", "message": m})),
-            DomainError::NotFound(m) => (StatusCode::NOT_FOUND, json!({"type": "not_found", "message": m})),
+            DomainError::InvalidData(m) => (
+                StatusCode::BAD_REQUEST,
+                json!({"type": "invalid_data", "message": m}),
+            ),
+            DomainError::NotAllowed(m) => (
+                StatusCode::BAD_REQUEST,
+                json!({"type": "not_allowed", "message": m}),
+            ),
+            DomainError::Unauthenticated => {
+                (StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"}))
+            }
+            DomainError::Unauthorized(m) => (
+                StatusCode::UNAUTHORIZED,
+                json!({"type": "unauthorized", "message": m}),
+            ),
+            DomainError::Forbidden(m) => (
+                StatusCode::FORBIDDEN,
+                json!({"type": "not_allowed", "message": m}),
+            ),
+            DomainError::NotFound(m) => (
+                StatusCode::NOT_FOUND,
+                json!({"type": "not_found", "message": m}),
+            ),
             DomainError::Conflict(m) => (
                 StatusCode::CONFLICT,
                 json!({"code": "invalid_state_error", "type": "conflict", "message": m}),

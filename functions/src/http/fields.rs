@@ -16,7 +16,11 @@ impl Selection {
         let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
             return Ok(Selection { fields });
         };
-        let entries: Vec<&str> = raw.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+        let entries: Vec<&str> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
         if entries.iter().any(|e| !e.starts_with(['+', '-', '*'])) {
             fields.clear();
         }
@@ -55,7 +59,12 @@ impl Selection {
 
     /// Keeps the selected keys of `object`, in the object's own (wire) order.
     pub fn project(&self, object: Map<String, Value>) -> Value {
-        Value::Object(object.into_iter().filter(|(k, _)| self.includes(k)).collect())
+        Value::Object(
+            object
+                .into_iter()
+                .filter(|(k, _)| self.includes(k))
+                .collect(),
+        )
     }
 }
 

@@ -12,10 +12,10 @@ pub mod query;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
-use axum::Router;
 use serde_json::{Value, json};
 use shared::DomainError;
 use shared::auth::local::LocalIdentityProvider;
@@ -88,15 +88,96 @@ const LOGIN_BODY: &[Field] = &[
 ];
 
 pub const ROUTES: &[RouteSpec] = &[
-    RouteSpec { route: Route::Health, method: Method::GET, path: "/health", summary: "Liveness: 200 once the API serves", access: Access::Public, body: None, query: &[], response: Response::Status },
-    RouteSpec { route: Route::OpenApi, method: Method::GET, path: "/openapi.json", summary: "This OpenAPI document", access: Access::Public, body: None, query: &[], response: Response::Document },
-    RouteSpec { route: Route::Jwks, method: Method::GET, path: "/.well-known/jwks.json", summary: "Public keys of the local token issuer", access: Access::Public, body: None, query: &[], response: Response::Document },
-    RouteSpec { route: Route::UserLogin, method: Method::POST, path: "/auth/user/emailpass", summary: "Staff sign-in with email and password", access: Access::Public, body: Some(LOGIN_BODY), query: &[], response: Response::Token },
-    RouteSpec { route: Route::ListCustomers, method: Method::GET, path: "/admin/customers", summary: "List customers", access: Access::Staff, body: None, query: customers::LIST_PARAMS, response: Response::CustomerList },
-    RouteSpec { route: Route::CreateCustomer, method: Method::POST, path: "/admin/customers", summary: "Create a customer", access: Access::Staff, body: Some(customers::CUSTOMER_BODY), query: customers::FIELDS_PARAM, response: Response::Customer },
-    RouteSpec { route: Route::GetCustomer, method: Method::GET, path: "/admin/customers/{id}", summary: "Retrieve a customer", access: Access::Staff, body: None, query: customers::FIELDS_PARAM, response: Response::Customer },
-    RouteSpec { route: Route::UpdateCustomer, method: Method::POST, path: "/admin/customers/{id}", summary: "Update a customer", access: Access::Staff, body: Some(customers::CUSTOMER_BODY), query: customers::FIELDS_PARAM, response: Response::Customer },
-    RouteSpec { route: Route::DeleteCustomer, method: Method::DELETE, path: "/admin/customers/{id}", summary: "Soft-delete a customer", access: Access::Staff, body: None, query: &[], response: Response::CustomerDeleted },
+    RouteSpec {
+        route: Route::Health,
+        method: Method::GET,
+        path: "/health",
+        summary: "Liveness: 200 once the API serves",
+        access: Access::Public,
+        body: None,
+        query: &[],
+        response: Response::Status,
+    },
+    RouteSpec {
+        route: Route::OpenApi,
+        method: Method::GET,
+        path: "/openapi.json",
+        summary: "This OpenAPI document",
+        access: Access::Public,
+        body: None,
+        query: &[],
+        response: Response::Document,
+    },
+    RouteSpec {
+        route: Route::Jwks,
+        method: Method::GET,
+        path: "/.well-known/jwks.json",
+        summary: "Public keys of the local token issuer",
+        access: Access::Public,
+        body: None,
+        query: &[],
+        response: Response::Document,
+    },
+    RouteSpec {
+        route: Route::UserLogin,
+        method: Method::POST,
+        path: "/auth/user/emailpass",
+        summary: "Staff sign-in with email and password",
+        access: Access::Public,
+        body: Some(LOGIN_BODY),
+        query: &[],
+        response: Response::Token,
+    },
+    RouteSpec {
+        route: Route::ListCustomers,
+        method: Method::GET,
+        path: "/admin/customers",
+        summary: "List customers",
+        access: Access::Staff,
+        body: None,
+        query: customers::LIST_PARAMS,
+        response: Response::CustomerList,
+    },
+    RouteSpec {
+        route: Route::CreateCustomer,
+        method: Method::POST,
+        path: "/admin/customers",
+        summary: "Create a customer",
+        access: Access::Staff,
+        body: Some(customers::CUSTOMER_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::GetCustomer,
+        method: Method::GET,
+        path: "/admin/customers/{id}",
+        summary: "Retrieve a customer",
+        access: Access::Staff,
+        body: None,
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::UpdateCustomer,
+        method: Method::POST,
+        path: "/admin/customers/{id}",
+        summary: "Update a customer",
+        access: Access::Staff,
+        body: Some(customers::CUSTOMER_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::DeleteCustomer,
+        method: Method::DELETE,
+        path: "/admin/customers/{id}",
+        summary: "Soft-delete a customer",
+        access: Access::Staff,
+        body: None,
+        query: &[],
+        response: Response::CustomerDeleted,
+    },
 ];
 
 pub fn spec(route: Route) -> &'static RouteSpec {

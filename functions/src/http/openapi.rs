@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::body::{Field, Kind};
-use super::{Access, ROUTES, Response};
 use super::customers::DEFAULT_FIELDS;
+use super::{Access, ROUTES, Response};
 
 fn field_schema(field: &Field) -> Value {
     let mut schema = match field.kind {
@@ -25,8 +25,13 @@ fn body_schema(fields: &[Field]) -> Value {
         .iter()
         .map(|f| (f.name.to_owned(), field_schema(f)))
         .collect();
-    let required: Vec<&str> = fields.iter().filter(|f| f.required).map(|f| f.name).collect();
-    let mut schema = json!({"type": "object", "additionalProperties": false, "properties": properties});
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    let mut schema =
+        json!({"type": "object", "additionalProperties": false, "properties": properties});
     if !required.is_empty() {
         schema["required"] = json!(required);
     }
@@ -40,7 +45,9 @@ fn customer_schema() -> Value {
             let schema = match *name {
                 "id" => json!({"type": "string", "example": "cus_01JB8Z8ZQ5X0Q1G9W9V8T7S6R5"}),
                 "has_account" => json!({"type": "boolean"}),
-                "metadata" => json!({"type": "object", "nullable": true, "additionalProperties": true}),
+                "metadata" => {
+                    json!({"type": "object", "nullable": true, "additionalProperties": true})
+                }
                 "created_at" | "updated_at" => json!({"type": "string", "format": "date-time"}),
                 "deleted_at" => json!({"type": "string", "format": "date-time", "nullable": true}),
                 _ => json!({"type": "string", "nullable": true}),
@@ -55,8 +62,12 @@ fn response_schema(kind: Response) -> Value {
     match kind {
         Response::Status => json!({"type": "object", "properties": {"status": {"type": "string"}}}),
         Response::Document => json!({"type": "object"}),
-        Response::Token => json!({"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}),
-        Response::Customer => json!({"type": "object", "properties": {"customer": {"$ref": "#/components/schemas/Customer"}}}),
+        Response::Token => {
+            json!({"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}})
+        }
+        Response::Customer => {
+            json!({"type": "object", "properties": {"customer": {"$ref": "#/components/schemas/Customer"}}})
+        }
         Response::CustomerList => json!({"type": "object", "properties": {
             "customers": {"type": "array", "items": {"$ref": "#/components/schemas/Customer"}},
             "count": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}),
@@ -103,7 +114,9 @@ pub fn document() -> Value {
         if let Some(fields) = spec.body {
             operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body_schema(fields)}}});
         }
-        let item = paths.entry(spec.path.to_owned()).or_insert_with(|| json!({}));
+        let item = paths
+            .entry(spec.path.to_owned())
+            .or_insert_with(|| json!({}));
         item[spec.method.as_str().to_lowercase()] = operation;
     }
     json!({

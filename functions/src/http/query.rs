@@ -32,10 +32,16 @@ fn split_key(raw: &str) -> ApiResult<Vec<String>> {
         rest = &stripped[end + 1..];
     }
     if !rest.is_empty() || path.iter().take(1).any(String::is_empty) {
-        return Err(invalid(format!("Invalid request: Malformed query key '{raw}'")));
+        return Err(invalid(format!(
+            "Invalid request: Malformed query key '{raw}'"
+        )));
     }
     // Array positions (`[]`, `[0]`) add to the parent's values rather than naming a child.
-    while path.len() > 1 && path.last().is_some_and(|p| p.is_empty() || p.chars().all(|c| c.is_ascii_digit())) {
+    while path.len() > 1
+        && path
+            .last()
+            .is_some_and(|p| p.is_empty() || p.chars().all(|c| c.is_ascii_digit()))
+    {
         path.pop();
     }
     if path.len() > 3 {
@@ -51,9 +57,13 @@ fn insert(into: &mut Params, path: &[String], value: String, raw: &str) -> ApiRe
     let Some((first, rest)) = path.split_first() else {
         return Ok(());
     };
-    let slot = into
-        .entry(first.clone())
-        .or_insert_with(|| if rest.is_empty() { Param::Values(Vec::new()) } else { Param::Map(BTreeMap::new()) });
+    let slot = into.entry(first.clone()).or_insert_with(|| {
+        if rest.is_empty() {
+            Param::Values(Vec::new())
+        } else {
+            Param::Map(BTreeMap::new())
+        }
+    });
     match (slot, rest.is_empty()) {
         (Param::Values(values), true) => {
             values.push(value);
@@ -125,7 +135,9 @@ pub fn strings(params: &Params, name: &str) -> ApiResult<Option<Vec<String>>> {
             let mut out = Vec::new();
             for (op, child) in children {
                 match (op.as_str(), child) {
-                    ("$in" | "$eq", Param::Values(v)) => out.extend(v.iter().flat_map(|v| v.split(',')).map(str::to_owned)),
+                    ("$in" | "$eq", Param::Values(v)) => {
+                        out.extend(v.iter().flat_map(|v| v.split(',')).map(str::to_owned))
+                    }
                     _ => {
                         return Err(invalid(format!(
                             "Invalid request: Unsupported operator '{op}' for field '{name}'"
@@ -173,7 +185,9 @@ pub fn time_range(params: &Params, name: &str) -> ApiResult<shared::customers::T
     };
     for (op, value) in ops {
         let Param::Values(values) = value else {
-            return Err(invalid(format!("Invalid request: Malformed filter '{name}.{op}'")));
+            return Err(invalid(format!(
+                "Invalid request: Malformed filter '{name}.{op}'"
+            )));
         };
         let raw = values.first().map(String::as_str).unwrap_or_default();
         let instant = parse_instant(raw).ok_or_else(|| {
@@ -207,26 +221,47 @@ mod tests {
 
     #[test]
     fn sdk_array_forms_all_become_lists() {
-        for raw in ["groups[]=a&groups[]=b", "groups[0]=a&groups[1]=b", "groups=a&groups=b", "groups=a,b", "groups%5B0%5D=a&groups%5B1%5D=b"] {
+        for raw in [
+            "groups[]=a&groups[]=b",
+            "groups[0]=a&groups[1]=b",
+            "groups=a&groups=b",
+            "groups=a,b",
+            "groups%5B0%5D=a&groups%5B1%5D=b",
+        ] {
             let p = parse(Some(raw)).unwrap();
-            assert_eq!(strings(&p, "groups").unwrap(), Some(vec!["a".into(), "b".into()]), "{raw}");
+            assert_eq!(
+                strings(&p, "groups").unwrap(),
+                Some(vec!["a".into(), "b".into()]),
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn operators_nest() {
-        let p = parse(Some("created_at[$gte]=2024-01-01&created_at[$lt]=2024-02-01T00:00:00Z")).unwrap();
+        let p = parse(Some(
+            "created_at[$gte]=2024-01-01&created_at[$lt]=2024-02-01T00:00:00Z",
+        ))
+        .unwrap();
         let range = time_range(&p, "created_at").unwrap();
         assert_eq!(range.gte.as_deref(), Some("2024-01-01T00:00:00.000Z"));
         assert_eq!(range.lt.as_deref(), Some("2024-02-01T00:00:00.000Z"));
         assert!(time_range(&parse(Some("created_at[$gte]=soon")).unwrap(), "created_at").is_err());
-        assert!(time_range(&parse(Some("created_at[$near]=2024-01-01")).unwrap(), "created_at").is_err());
+        assert!(
+            time_range(
+                &parse(Some("created_at[$near]=2024-01-01")).unwrap(),
+                "created_at"
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn dotted_keys_and_depth_limit() {
         let p = parse(Some("groups.id=x")).unwrap();
-        let Param::Map(m) = &p["groups"] else { panic!("expected a map") };
+        let Param::Map(m) = &p["groups"] else {
+            panic!("expected a map")
+        };
         assert_eq!(m["id"], values(&["x"]));
         assert!(parse(Some("a[b][c][d]=1")).is_err());
         assert!(parse(Some("a[b=1")).is_err());
@@ -238,7 +273,13 @@ mod tests {
         let err = reject_unknown(&p, &["limit"]).unwrap_err();
         assert!(format!("{:?}", err.0).contains("Unrecognized fields: 'foo'"));
         let err = number(&p, "limit").unwrap_err();
-        assert!(format!("{:?}", err.0).contains("Expected type: 'number' for field 'limit', got: 'abc'"));
-        assert_eq!(boolean(&parse(Some("x=TRUE")).unwrap(), "x").unwrap(), Some(true));
+        assert!(
+            format!("{:?}", err.0)
+                .contains("Expected type: 'number' for field 'limit', got: 'abc'")
+        );
+        assert_eq!(
+            boolean(&parse(Some("x=TRUE")).unwrap(), "x").unwrap(),
+            Some(true)
+        );
     }
 }

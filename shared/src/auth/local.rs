@@ -68,7 +68,11 @@ pub fn hash_password(password: &str) -> DomainResult<String> {
 
 fn password_matches(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -103,7 +107,12 @@ impl LocalIdentityProvider {
     }
 
     /// Signs in with email and password and returns a token for `actor_type`.
-    pub async fn login(&self, actor_type: &str, email: &str, password: &str) -> DomainResult<String> {
+    pub async fn login(
+        &self,
+        actor_type: &str,
+        email: &str,
+        password: &str,
+    ) -> DomainResult<String> {
         let email_key = normalize_email(email);
         let found = self.store.get(&provider_key(&email_key)).await?;
         let hash = found
@@ -122,7 +131,9 @@ impl LocalIdentityProvider {
         let identity_id = provider
             .get("auth_identity_id")
             .and_then(Value::as_str)
-            .ok_or_else(|| DomainError::Internal("provider identity without auth identity".into()))?;
+            .ok_or_else(|| {
+                DomainError::Internal("provider identity without auth identity".into())
+            })?;
         let identity = self
             .store
             .get(&identity_key(identity_id))
@@ -159,7 +170,9 @@ impl LocalIdentityProvider {
     pub async fn create_staff_user(&self, email: &str, password: &str) -> DomainResult<String> {
         let email = email.trim();
         if !is_valid_email(email) {
-            return Err(DomainError::InvalidData(format!("Invalid email address: {email}")));
+            return Err(DomainError::InvalidData(format!(
+                "Invalid email address: {email}"
+            )));
         }
         if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
             return Err(DomainError::InvalidData(format!(
@@ -182,16 +195,24 @@ impl LocalIdentityProvider {
         user.insert("version".into(), 0.into());
         let ops = vec![
             WriteOp::Put {
-                item: item(provider_key(&email_key), "provider_identity", object(serde_json::json!({
-                    "provider": PROVIDER, "entity_id": email_key,
-                    "auth_identity_id": identity_id, "password_hash": hash,
-                }))),
+                item: item(
+                    provider_key(&email_key),
+                    "provider_identity",
+                    object(serde_json::json!({
+                        "provider": PROVIDER, "entity_id": email_key,
+                        "auth_identity_id": identity_id, "password_hash": hash,
+                    })),
+                ),
                 condition: Some(Condition::NotExists),
             },
             WriteOp::Put {
-                item: item(identity_key(&identity_id), "auth_identity", object(serde_json::json!({
-                    "id": identity_id, "app_metadata": { "user_id": user_id }, "created_at": now,
-                }))),
+                item: item(
+                    identity_key(&identity_id),
+                    "auth_identity",
+                    object(serde_json::json!({
+                        "id": identity_id, "app_metadata": { "user_id": user_id }, "created_at": now,
+                    })),
+                ),
                 condition: Some(Condition::NotExists),
             },
             WriteOp::Put {

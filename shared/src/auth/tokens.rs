@@ -98,7 +98,11 @@ pub struct TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub fn new(keys: Arc<dyn KeySource>, issuer: impl Into<String>, audience: Option<String>) -> Self {
+    pub fn new(
+        keys: Arc<dyn KeySource>,
+        issuer: impl Into<String>,
+        audience: Option<String>,
+    ) -> Self {
         TokenVerifier {
             keys,
             issuer: issuer.into(),
@@ -108,12 +112,17 @@ impl TokenVerifier {
 
     /// The verified claims, or `Unauthenticated` whatever the reason (no detail leaks out).
     pub async fn verify(&self, token: &str) -> DomainResult<Map<String, Value>> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| DomainError::Unauthenticated)?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| DomainError::Unauthenticated)?;
         if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256) {
             return Err(DomainError::Unauthenticated);
         }
         let kid = header.kid.ok_or(DomainError::Unauthenticated)?;
-        let jwk = self.keys.key(&kid).await.ok_or(DomainError::Unauthenticated)?;
+        let jwk = self
+            .keys
+            .key(&kid)
+            .await
+            .ok_or(DomainError::Unauthenticated)?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| DomainError::Unauthenticated)?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECONDS;
@@ -144,12 +153,19 @@ pub struct SigningKey {
 impl SigningKey {
     /// Loads the key from `path`, creating it on first use.
     pub fn load_or_create(path: &Path) -> DomainResult<SigningKey> {
-        let internal = |e: String| DomainError::Internal(format!("signing key {}: {e}", path.display()));
+        let internal =
+            |e: String| DomainError::Internal(format!("signing key {}: {e}", path.display()));
         let secret_bytes = match std::fs::read_to_string(path) {
             Ok(text) => {
-                let stored: Value = serde_json::from_str(&text).map_err(|e| internal(e.to_string()))?;
-                let d = stored.get("d").and_then(Value::as_str).ok_or_else(|| internal("no d".into()))?;
-                URL_SAFE_NO_PAD.decode(d).map_err(|e| internal(e.to_string()))?
+                let stored: Value =
+                    serde_json::from_str(&text).map_err(|e| internal(e.to_string()))?;
+                let d = stored
+                    .get("d")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| internal("no d".into()))?;
+                URL_SAFE_NO_PAD
+                    .decode(d)
+                    .map_err(|e| internal(e.to_string()))?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let bytes = random_scalar()?;
@@ -157,7 +173,8 @@ impl SigningKey {
                     std::fs::create_dir_all(dir).map_err(|e| internal(e.to_string()))?;
                 }
                 let body = serde_json::json!({ "d": URL_SAFE_NO_PAD.encode(&bytes) });
-                write_private(path, body.to_string().as_bytes()).map_err(|e| internal(e.to_string()))?;
+                write_private(path, body.to_string().as_bytes())
+                    .map_err(|e| internal(e.to_string()))?;
                 bytes
             }
             Err(e) => return Err(internal(e.to_string())),
@@ -175,8 +192,9 @@ impl SigningKey {
         let secret = p256::SecretKey::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
         let der = secret.to_pkcs8_der().map_err(|e| bad(e.to_string()))?;
         let encoding = EncodingKey::from_ec_der(der.as_bytes());
-        let mut jwk: Map<String, Value> = serde_json::from_str(&secret.public_key().to_jwk_string())
-            .map_err(|e| bad(e.to_string()))?;
+        let mut jwk: Map<String, Value> =
+            serde_json::from_str(&secret.public_key().to_jwk_string())
+                .map_err(|e| bad(e.to_string()))?;
         // The key id is a digest of the public key: stable, and distinct per key.
         let thumb = {
             use sha2::Digest;
@@ -187,7 +205,8 @@ impl SigningKey {
         jwk.insert("kid".into(), thumb.clone().into());
         jwk.insert("alg".into(), "ES256".into());
         jwk.insert("use".into(), "sig".into());
-        let public: Jwk = serde_json::from_value(Value::Object(jwk)).map_err(|e| bad(e.to_string()))?;
+        let public: Jwk =
+            serde_json::from_value(Value::Object(jwk)).map_err(|e| bad(e.to_string()))?;
         Ok(SigningKey {
             kid: thumb,
             encoding,
@@ -212,7 +231,8 @@ impl SigningKey {
 
 fn random_scalar() -> DomainResult<Vec<u8>> {
     let mut bytes = vec![0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| DomainError::Internal(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| DomainError::Internal(format!("no randomness: {e}")))?;
     Ok(bytes)
 }
 
@@ -257,13 +277,24 @@ impl TokenIssuer {
         TokenVerifier::new(Arc::new(StaticKeys(self.jwks())), self.issuer.clone(), None)
     }
 
-    pub fn issue(&self, context: &AuthContext, auth_provider: &str, now_unix: i64) -> DomainResult<String> {
+    pub fn issue(
+        &self,
+        context: &AuthContext,
+        auth_provider: &str,
+        now_unix: i64,
+    ) -> DomainResult<String> {
         let mut claims = Map::new();
         claims.insert("actor_id".into(), context.actor_id.clone().into());
         claims.insert("actor_type".into(), context.actor_type.clone().into());
-        claims.insert("auth_identity_id".into(), context.auth_identity_id.clone().into());
+        claims.insert(
+            "auth_identity_id".into(),
+            context.auth_identity_id.clone().into(),
+        );
         claims.insert("auth_provider".into(), auth_provider.into());
-        claims.insert("app_metadata".into(), Value::Object(context.app_metadata.clone()));
+        claims.insert(
+            "app_metadata".into(),
+            Value::Object(context.app_metadata.clone()),
+        );
         claims.insert("sub".into(), context.auth_identity_id.clone().into());
         claims.insert("iss".into(), self.issuer.clone().into());
         claims.insert("iat".into(), now_unix.into());

@@ -119,7 +119,9 @@ impl Default for CustomerQuery {
 fn one_of(filter: &Option<Vec<String>>, value: &Option<String>) -> bool {
     match filter {
         None => true,
-        Some(wanted) => value.as_ref().is_some_and(|v| wanted.iter().any(|w| w == v)),
+        Some(wanted) => value
+            .as_ref()
+            .is_some_and(|v| wanted.iter().any(|w| w == v)),
     }
 }
 
@@ -146,10 +148,16 @@ impl CustomerQuery {
         }
         if let Some(q) = &self.q {
             let needle = q.to_lowercase();
-            let hit = [&c.email, &c.first_name, &c.last_name, &c.company_name, &c.phone]
-                .into_iter()
-                .flatten()
-                .any(|v| v.to_lowercase().contains(&needle));
+            let hit = [
+                &c.email,
+                &c.first_name,
+                &c.last_name,
+                &c.company_name,
+                &c.phone,
+            ]
+            .into_iter()
+            .flatten()
+            .any(|v| v.to_lowercase().contains(&needle));
             if !hit {
                 return false;
             }

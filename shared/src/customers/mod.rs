@@ -82,7 +82,11 @@ pub fn normalize_email(email: &str) -> String {
 
 /// Lower-cased, control characters removed: the form names take in index keys.
 pub fn normalize_text(value: &str) -> String {
-    value.chars().filter(|c| !c.is_control()).collect::<String>().to_lowercase()
+    value
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .to_lowercase()
 }
 
 /// A practical email check: one `@`, a local part and a dotted domain of valid labels.
@@ -169,9 +173,24 @@ impl CustomerPatch {
             check_email(&next.email)?;
         }
         let fields: [(&str, &Option<Option<String>>, &mut Option<String>, usize); 4] = [
-            ("company_name", &self.company_name, &mut next.company_name, MAX_NAME_LEN),
-            ("first_name", &self.first_name, &mut next.first_name, MAX_NAME_LEN),
-            ("last_name", &self.last_name, &mut next.last_name, MAX_NAME_LEN),
+            (
+                "company_name",
+                &self.company_name,
+                &mut next.company_name,
+                MAX_NAME_LEN,
+            ),
+            (
+                "first_name",
+                &self.first_name,
+                &mut next.first_name,
+                MAX_NAME_LEN,
+            ),
+            (
+                "last_name",
+                &self.last_name,
+                &mut next.last_name,
+                MAX_NAME_LEN,
+            ),
             ("phone", &self.phone, &mut next.phone, MAX_PHONE_LEN),
         ];
         for (name, change, slot, max) in fields {
@@ -210,19 +229,40 @@ mod tests {
         for ok in ["a@b.co", "jane.doe+x@mail.example.com", "Ünï@exämple.de"] {
             assert!(is_valid_email(ok), "{ok}");
         }
-        for bad in ["", "not-an-email", "a@b", "@b.com", "a@.com", "a b@c.com", "a@b..com", ".a@b.com", "a@-b.com", "a@b.c"] {
+        for bad in [
+            "",
+            "not-an-email",
+            "a@b",
+            "@b.com",
+            "a@.com",
+            "a b@c.com",
+            "a@b..com",
+            ".a@b.com",
+            "a@-b.com",
+            "a@b.c",
+        ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
     }
 
     #[test]
     fn draft_rejects_long_names_and_bad_email() {
-        let long = CustomerDraft { first_name: Some("x".repeat(256)), ..Default::default() };
-        assert!(matches!(long.validate(), Err(DomainError::InvalidData(m)) if m.contains("first_name")));
-        let bad = CustomerDraft { email: Some("nope".into()), ..Default::default() };
+        let long = CustomerDraft {
+            first_name: Some("x".repeat(256)),
+            ..Default::default()
+        };
+        assert!(
+            matches!(long.validate(), Err(DomainError::InvalidData(m)) if m.contains("first_name"))
+        );
+        let bad = CustomerDraft {
+            email: Some("nope".into()),
+            ..Default::default()
+        };
         assert_eq!(
             bad.validate(),
-            Err(DomainError::InvalidData("Invalid request: Invalid email address".into()))
+            Err(DomainError::InvalidData(
+                "Invalid request: Invalid email address".into()
+            ))
         );
     }
 
@@ -231,7 +271,10 @@ mod tests {
         let current: Map<String, Value> = serde_json::from_str(r#"{"a":1,"b":2}"#).unwrap();
         let change: Map<String, Value> = serde_json::from_str(r#"{"b":null,"c":3}"#).unwrap();
         let merged = merge_metadata(Some(&current), Some(&change)).unwrap();
-        assert_eq!(Value::Object(merged), serde_json::json!({"a":1,"b":null,"c":3}));
+        assert_eq!(
+            Value::Object(merged),
+            serde_json::json!({"a":1,"b":null,"c":3})
+        );
         assert_eq!(merge_metadata(Some(&current), None), None);
     }
 }

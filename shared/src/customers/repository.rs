@@ -58,7 +58,9 @@ fn to_item(c: &Customer) -> DomainResult<Item> {
     let Value::Object(mut item) =
         serde_json::to_value(c).map_err(|e| DomainError::Internal(e.to_string()))?
     else {
-        return Err(DomainError::Internal("customer did not serialise to an object".into()));
+        return Err(DomainError::Internal(
+            "customer did not serialise to an object".into(),
+        ));
     };
     let key = profile_key(&c.id);
     item.insert("pk".into(), key.pk.into());
@@ -153,9 +155,10 @@ impl CustomerRepository {
         match self.store.transact(ops).await {
             Ok(()) => Ok(()),
             Err(StoreError::ConditionFailed { index: 1 }) => Err(duplicate_email(c)),
-            Err(StoreError::ConditionFailed { .. }) => {
-                Err(DomainError::Internal(format!("customer id {} already used", c.id)))
-            }
+            Err(StoreError::ConditionFailed { .. }) => Err(DomainError::Internal(format!(
+                "customer id {} already used",
+                c.id
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -260,7 +263,11 @@ impl CustomerRepository {
             .batch_get(&keys)
             .await?
             .iter()
-            .filter_map(|m| m.get("customer_id").and_then(Value::as_str).map(str::to_owned))
+            .filter_map(|m| {
+                m.get("customer_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .collect())
     }
 
@@ -283,7 +290,9 @@ impl CustomerRepository {
             let matching = found.into_iter().filter(|c| query.matches(c)).collect();
             return Ok(page_in_memory(matching, query));
         }
-        let (order, direction) = query.order.unwrap_or((CustomerOrder::CreatedAt, Direction::Asc));
+        let (order, direction) = query
+            .order
+            .unwrap_or((CustomerOrder::CreatedAt, Direction::Asc));
         let forward = direction == Direction::Asc;
         let (index, prefix) = match order {
             CustomerOrder::Id | CustomerOrder::CreatedAt => (Index::Gsi1, "CUSLIST"),
@@ -378,7 +387,9 @@ fn marker_delete(c: &Customer, email_key: &str) -> WriteOp {
 }
 
 fn page_in_memory(mut all: Vec<Customer>, query: &CustomerQuery) -> (Vec<Customer>, usize) {
-    let (order, direction) = query.order.unwrap_or((CustomerOrder::CreatedAt, Direction::Asc));
+    let (order, direction) = query
+        .order
+        .unwrap_or((CustomerOrder::CreatedAt, Direction::Asc));
     let key = |c: &Customer| {
         let (value, id) = order.sort_value(c);
         (value.unwrap_or_else(|| NULL_LAST.to_owned()), id)
@@ -388,6 +399,10 @@ fn page_in_memory(mut all: Vec<Customer>, query: &CustomerQuery) -> (Vec<Custome
         all.reverse();
     }
     let count = all.len();
-    let page = all.into_iter().skip(query.offset).take(query.limit).collect();
+    let page = all
+        .into_iter()
+        .skip(query.offset)
+        .take(query.limit)
+        .collect();
     (page, count)
 }

@@ -26,7 +26,11 @@ impl CustomerService {
         CustomerService { repo, clock, ids }
     }
 
-    pub async fn create(&self, draft: CustomerDraft, created_by: Option<String>) -> DomainResult<Customer> {
+    pub async fn create(
+        &self,
+        draft: CustomerDraft,
+        created_by: Option<String>,
+    ) -> DomainResult<Customer> {
         let draft = draft.validate()?;
         let now = iso(self.clock.now());
         let customer = Customer {
@@ -92,7 +96,11 @@ impl CustomerService {
                 Some(c) if !c.is_deleted() => c,
                 _ => return Ok(()),
             };
-            match self.repo.soft_delete(&current, &iso(self.clock.now())).await {
+            match self
+                .repo
+                .soft_delete(&current, &iso(self.clock.now()))
+                .await
+            {
                 Ok(()) => {
                     tracing::info!(customer_id = %id, "customer deleted");
                     return Ok(());

@@ -8,9 +8,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection,
-    ProjectionType, Put, PutRequest, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TransactWriteItem, Update, WriteRequest,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType,
+    Put, PutRequest, ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem,
+    Update, WriteRequest,
 };
 
 use super::{
@@ -97,11 +97,19 @@ fn condition_expr(condition: &Condition) -> Result<Expr, StoreError> {
             "attribute_exists(#pk) AND #c = :c".to_owned()
         }
     };
-    Ok(Expr { text, names, values })
+    Ok(Expr {
+        text,
+        names,
+        values,
+    })
 }
 
 fn non_empty<T: Default + PartialEq>(value: T) -> Option<T> {
-    if value == T::default() { None } else { Some(value) }
+    if value == T::default() {
+        None
+    } else {
+        Some(value)
+    }
 }
 
 impl DynamoStore {
@@ -119,7 +127,13 @@ impl DynamoStore {
     /// Creates the table with the layout `template.yaml` declares, for local runs and tests.
     /// Does nothing when it exists.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
-        match self.client.describe_table().table_name(&self.table).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(e) if e.code() == Some("ResourceNotFoundException") => {}
             Err(e) => return Err(sdk_error(e)),
@@ -183,7 +197,9 @@ impl DynamoStore {
     fn transact_item(&self, op: &WriteOp) -> Result<TransactWriteItem, StoreError> {
         let built = match op {
             WriteOp::Put { item, condition } => {
-                let mut put = Put::builder().table_name(&self.table).set_item(Some(to_attrs(item)?));
+                let mut put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(to_attrs(item)?));
                 if let Some(c) = condition {
                     let e = condition_expr(c)?;
                     put = put
@@ -194,7 +210,9 @@ impl DynamoStore {
                 TransactWriteItem::builder().put(put.build().map_err(backend)?)
             }
             WriteOp::Delete { key, condition } => {
-                let mut delete = Delete::builder().table_name(&self.table).set_key(Some(key_attrs(key)));
+                let mut delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_attrs(key)));
                 if let Some(c) = condition {
                     let e = condition_expr(c)?;
                     delete = delete
@@ -217,7 +235,11 @@ impl DynamoStore {
                         .map_err(backend)?,
                 )
             }
-            WriteOp::Add { key, attribute, delta } => TransactWriteItem::builder().update(
+            WriteOp::Add {
+                key,
+                attribute,
+                delta,
+            } => TransactWriteItem::builder().update(
                 Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_attrs(key)))
@@ -365,10 +387,16 @@ impl KvStore for DynamoStore {
             .iter()
             .map(|op| self.transact_item(op))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(500), CONFLICT_RETRIES);
+        let mut backoff = Backoff::new(
+            Duration::from_millis(20),
+            Duration::from_millis(500),
+            CONFLICT_RETRIES,
+        );
         loop {
             match self.transact_once(items.clone()).await {
-                Err(StoreError::Conflict | StoreError::Throttled) if backoff.wait().await => continue,
+                Err(StoreError::Conflict | StoreError::Throttled) if backoff.wait().await => {
+                    continue;
+                }
                 other => return other,
             }
         }

@@ -30,7 +30,9 @@ const MAX_KEY: &str = "\u{10FFFF}\u{10FFFF}\u{10FFFF}\u{10FFFF}";
 /// Most transactions merged into one commit.
 const GROUP_COMMIT_LIMIT: usize = 256;
 
-fn index_table(index: Index) -> TableDefinition<'static, (&'static str, &'static str, &'static str, &'static str), ()> {
+fn index_table(
+    index: Index,
+) -> TableDefinition<'static, (&'static str, &'static str, &'static str, &'static str), ()> {
     match index {
         Index::Gsi1 => GSI1,
         Index::Gsi2 => GSI2,
@@ -104,7 +106,9 @@ impl EmbeddedStore {
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(backend)?
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(backend)?
     }
 }
 
@@ -133,7 +137,10 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
         })();
         for (i, request) in group.into_iter().enumerate() {
             let outcome = match &committed {
-                Ok(()) => outcomes.get(i).cloned().unwrap_or_else(|| Err(backend("lost outcome"))),
+                Ok(()) => outcomes
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| Err(backend("lost outcome"))),
                 Err(e) => Err(e.clone()),
             };
             let _ = request.reply.send(outcome);
@@ -143,7 +150,10 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
 
 struct Tables<'t> {
     items: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    indexes: Vec<(Index, Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>)>,
+    indexes: Vec<(
+        Index,
+        Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>,
+    )>,
 }
 
 impl<'t> Tables<'t> {
@@ -157,7 +167,11 @@ impl<'t> Tables<'t> {
     }
 
     fn load(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        match self.items.get((key.pk.as_str(), key.sk.as_str())).map_err(backend)? {
+        match self
+            .items
+            .get((key.pk.as_str(), key.sk.as_str()))
+            .map_err(backend)?
+        {
             Some(bytes) => decode(bytes.value()).map(Some),
             None => Ok(None),
         }
@@ -180,7 +194,11 @@ impl<'t> Tables<'t> {
                 WriteOp::Put { item, .. } => self.put(item, old.as_ref())?,
                 WriteOp::Delete { key, .. } => self.delete(key, old.as_ref())?,
                 WriteOp::Check { .. } => {}
-                WriteOp::Add { key, attribute, delta } => {
+                WriteOp::Add {
+                    key,
+                    attribute,
+                    delta,
+                } => {
                     let mut item = old.clone().unwrap_or_else(|| {
                         let mut fresh = Item::new();
                         fresh.insert(PK.into(), key.pk.clone().into());
@@ -262,7 +280,10 @@ fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Backend(format!("corrupt item: {e}")))
 }
 
-fn start_part<'a>(start: &'a Option<super::KeyMap>, name: &str) -> Result<Option<&'a str>, StoreError> {
+fn start_part<'a>(
+    start: &'a Option<super::KeyMap>,
+    name: &str,
+) -> Result<Option<&'a str>, StoreError> {
     match start {
         None => Ok(None),
         Some(map) => map
@@ -284,12 +305,27 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
     if query.index == Index::Main {
         let start_sk = start_part(&query.start_after, SK)?;
         let (lower, upper) = match (start_sk, query.forward) {
-            (Some(s), true) => (Bound::Excluded((part, s)), Bound::Included((part, hi.as_str()))),
-            (Some(s), false) => (Bound::Included((part, lo.as_str())), Bound::Excluded((part, s))),
-            (None, _) => (Bound::Included((part, lo.as_str())), Bound::Included((part, hi.as_str()))),
+            (Some(s), true) => (
+                Bound::Excluded((part, s)),
+                Bound::Included((part, hi.as_str())),
+            ),
+            (Some(s), false) => (
+                Bound::Included((part, lo.as_str())),
+                Bound::Excluded((part, s)),
+            ),
+            (None, _) => (
+                Bound::Included((part, lo.as_str())),
+                Bound::Included((part, hi.as_str())),
+            ),
         };
-        let range = items.range::<(&str, &str)>((lower, upper)).map_err(backend)?;
-        let mut collect = |entry: Result<(redb::AccessGuard<(&str, &str)>, redb::AccessGuard<&[u8]>), redb::StorageError>| -> Result<bool, StoreError> {
+        let range = items
+            .range::<(&str, &str)>((lower, upper))
+            .map_err(backend)?;
+        let mut collect = |entry: Result<
+            (redb::AccessGuard<(&str, &str)>, redb::AccessGuard<&[u8]>),
+            redb::StorageError,
+        >|
+         -> Result<bool, StoreError> {
             let (_, value) = entry.map_err(backend)?;
             found.push(decode(value.value())?);
             Ok(found.len() < limit)
@@ -322,19 +358,34 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
         let low_full = (part, lo.as_str(), "", "");
         let high_full = (part, hi.as_str(), MAX_KEY, MAX_KEY);
         let (lower, upper) = match (start, query.forward) {
-            (Some((s, p, k)), true) => (Bound::Excluded((part, s, p, k)), Bound::Included(high_full)),
-            (Some((s, p, k)), false) => (Bound::Included(low_full), Bound::Excluded((part, s, p, k))),
+            (Some((s, p, k)), true) => {
+                (Bound::Excluded((part, s, p, k)), Bound::Included(high_full))
+            }
+            (Some((s, p, k)), false) => {
+                (Bound::Included(low_full), Bound::Excluded((part, s, p, k)))
+            }
             (None, _) => (Bound::Included(low_full), Bound::Included(high_full)),
         };
         let range = table
             .range::<(&str, &str, &str, &str)>((lower, upper))
             .map_err(backend)?;
-        let mut collect = |entry: Result<(redb::AccessGuard<(&str, &str, &str, &str)>, redb::AccessGuard<()>), redb::StorageError>| -> Result<bool, StoreError> {
+        let mut collect = |entry: Result<
+            (
+                redb::AccessGuard<(&str, &str, &str, &str)>,
+                redb::AccessGuard<()>,
+            ),
+            redb::StorageError,
+        >|
+         -> Result<bool, StoreError> {
             let (key, _) = entry.map_err(backend)?;
             let (_, _, pk, sk) = key.value();
             match items.get((pk, sk)).map_err(backend)? {
                 Some(value) => found.push(decode(value.value())?),
-                None => return Err(StoreError::Backend(format!("index entry without item {pk}/{sk}"))),
+                None => {
+                    return Err(StoreError::Backend(format!(
+                        "index entry without item {pk}/{sk}"
+                    )));
+                }
             }
             Ok(found.len() < limit)
         };
@@ -370,7 +421,10 @@ impl KvStore for EmbeddedStore {
         self.read(move |db| {
             let txn = db.begin_read().map_err(backend)?;
             let table = txn.open_table(ITEMS).map_err(backend)?;
-            match table.get((key.pk.as_str(), key.sk.as_str())).map_err(backend)? {
+            match table
+                .get((key.pk.as_str(), key.sk.as_str()))
+                .map_err(backend)?
+            {
                 Some(v) => decode(v.value()).map(Some),
                 None => Ok(None),
             }
@@ -385,7 +439,10 @@ impl KvStore for EmbeddedStore {
             let table = txn.open_table(ITEMS).map_err(backend)?;
             let mut out = Vec::with_capacity(keys.len());
             for key in &keys {
-                if let Some(v) = table.get((key.pk.as_str(), key.sk.as_str())).map_err(backend)? {
+                if let Some(v) = table
+                    .get((key.pk.as_str(), key.sk.as_str()))
+                    .map_err(backend)?
+                {
                     out.push(decode(v.value())?);
                 }
             }

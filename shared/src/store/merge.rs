@@ -83,15 +83,15 @@ impl MergedQuery {
     /// The next item in merged order, or `None` when every shard is exhausted.
     pub async fn next(&mut self) -> Result<Option<Item>, StoreError> {
         // A shard may return an empty page with a continuation (DynamoDB's 1 MB limit).
-        while self
-            .shards
-            .iter()
-            .any(|s| s.buffer.is_empty() && !s.done)
-        {
+        while self.shards.iter().any(|s| s.buffer.is_empty() && !s.done) {
             self.refill().await?;
         }
         let (_, sort_attr) = self.index.key_attributes();
-        let sort_of = |item: &Item| item.get(sort_attr).and_then(Value::as_str).map(str::to_owned);
+        let sort_of = |item: &Item| {
+            item.get(sort_attr)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let mut best: Option<(usize, String)> = None;
         for (i, shard) in self.shards.iter().enumerate() {
             if let Some(head) = shard.buffer.front() {

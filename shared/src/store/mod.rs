@@ -95,7 +95,10 @@ pub enum Condition {
     Exists,
     NotExists,
     /// The item exists and the attribute holds exactly this value.
-    Equals { attribute: String, value: Value },
+    Equals {
+        attribute: String,
+        value: Value,
+    },
 }
 
 impl Condition {
@@ -111,7 +114,9 @@ impl Condition {
         match (self, current) {
             (Condition::Exists, found) => found.is_some(),
             (Condition::NotExists, found) => found.is_none(),
-            (Condition::Equals { attribute, value }, Some(item)) => item.get(attribute) == Some(value),
+            (Condition::Equals { attribute, value }, Some(item)) => {
+                item.get(attribute) == Some(value)
+            }
             (Condition::Equals { .. }, None) => false,
         }
     }
@@ -120,11 +125,24 @@ impl Condition {
 /// One write inside a transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    Put { item: Item, condition: Option<Condition> },
-    Delete { key: Key, condition: Option<Condition> },
-    Check { key: Key, condition: Condition },
+    Put {
+        item: Item,
+        condition: Option<Condition>,
+    },
+    Delete {
+        key: Key,
+        condition: Option<Condition>,
+    },
+    Check {
+        key: Key,
+        condition: Condition,
+    },
     /// Adds `delta` to a numeric attribute, creating the item (with its key only) when missing.
-    Add { key: Key, attribute: String, delta: i64 },
+    Add {
+        key: Key,
+        attribute: String,
+        delta: i64,
+    },
 }
 
 impl WriteOp {
@@ -139,7 +157,9 @@ impl WriteOp {
 
     pub fn condition(&self) -> Option<&Condition> {
         match self {
-            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => condition.as_ref(),
+            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => {
+                condition.as_ref()
+            }
             WriteOp::Check { condition, .. } => Some(condition),
             WriteOp::Add { .. } => None,
         }
@@ -255,7 +275,11 @@ pub fn key_map(item: &Item, index: Index) -> KeyMap {
     }
     names
         .into_iter()
-        .filter_map(|n| item.get(n).and_then(Value::as_str).map(|v| (n.to_owned(), v.to_owned())))
+        .filter_map(|n| {
+            item.get(n)
+                .and_then(Value::as_str)
+                .map(|v| (n.to_owned(), v.to_owned()))
+        })
         .collect()
 }
 

@@ -1,0 +1,7 @@
+//! One test binary (one link) for every integration test.
+
+mod customers_http;
+mod lambda_events;
+mod openapi;
+mod store_conformance;
+mod tokens;

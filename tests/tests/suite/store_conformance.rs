@@ -1,0 +1,393 @@
+//! The key-value store contract, run against the embedded file and DynamoDB on moto alike.
+
+use std::sync::Arc;
+
+use integration_tests::{Backend, both_backends, fresh_store};
+use serde_json::{Value, json};
+use shared::customers::{CustomerDraft, CustomerPatch, CustomerRepository, CustomerService};
+use shared::ports::{SystemClock, UlidGenerator};
+use shared::store::{
+    BatchOp, Condition, Index, Item, Key, KvStore, Query, SortCondition, StoreError, WriteOp,
+};
+
+fn item(pk: &str, sk: &str, extra: Value) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), pk.into());
+    item.insert("sk".into(), sk.into());
+    if let Value::Object(m) = extra {
+        item.extend(m);
+    }
+    item
+}
+
+fn put(item: Item, condition: Option<Condition>) -> WriteOp {
+    WriteOp::Put { item, condition }
+}
+
+async fn store(backend: Backend) -> Arc<dyn KvStore> {
+    fresh_store(backend).await.expect("backend available")
+}
+
+async fn all_pages(store: &dyn KvStore, mut query: Query) -> Vec<Item> {
+    let mut out = Vec::new();
+    loop {
+        let page = store.query(&query).await.expect("query");
+        assert!(page.items.len() <= query.limit);
+        out.extend(page.items);
+        match page.last_key {
+            Some(k) => query.start_after = Some(k),
+            None => return out,
+        }
+    }
+}
+
+fn sks(items: &[Item]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i["sk"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn get_put_delete_and_conditions(backend: Backend) {
+    let s = store(backend).await;
+    let key = Key::new("A", "1");
+    assert_eq!(s.get(&key).await.unwrap(), None);
+    s.transact(vec![put(
+        item("A", "1", json!({"v": 1, "meta": {"x": [1, "two", null]}})),
+        Some(Condition::NotExists),
+    )])
+    .await
+    .unwrap();
+    let got = s.get(&key).await.unwrap().expect("stored");
+    assert_eq!(got["meta"], json!({"x": [1, "two", null]}));
+    assert_eq!(got["v"], json!(1));
+    // Creating again fails and changes nothing.
+    let again = s
+        .transact(vec![put(
+            item("A", "1", json!({"v": 2})),
+            Some(Condition::NotExists),
+        )])
+        .await;
+    assert_eq!(again, Err(StoreError::ConditionFailed { index: 0 }));
+    assert_eq!(s.get(&key).await.unwrap().unwrap()["v"], json!(1));
+    // Version-guarded replace: the stale writer loses.
+    s.transact(vec![put(
+        item("A", "1", json!({"v": 2})),
+        Some(Condition::equals("v", 1)),
+    )])
+    .await
+    .unwrap();
+    let stale = s
+        .transact(vec![put(
+            item("A", "1", json!({"v": 3})),
+            Some(Condition::equals("v", 1)),
+        )])
+        .await;
+    assert_eq!(stale, Err(StoreError::ConditionFailed { index: 0 }));
+    // Guarded delete.
+    let wrong = s
+        .transact(vec![WriteOp::Delete {
+            key: key.clone(),
+            condition: Some(Condition::equals("v", 9)),
+        }])
+        .await;
+    assert_eq!(wrong, Err(StoreError::ConditionFailed { index: 0 }));
+    s.transact(vec![WriteOp::Delete {
+        key: key.clone(),
+        condition: Some(Condition::Exists),
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.get(&key).await.unwrap(), None);
+}
+
+async fn transactions_are_all_or_nothing(backend: Backend) {
+    let s = store(backend).await;
+    s.transact(vec![put(item("T", "b", json!({})), None)])
+        .await
+        .unwrap();
+    let result = s
+        .transact(vec![
+            put(item("T", "a", json!({})), Some(Condition::NotExists)),
+            put(item("T", "b", json!({})), Some(Condition::NotExists)),
+            WriteOp::Add {
+                key: Key::new("T", "count"),
+                attribute: "n".into(),
+                delta: 1,
+            },
+        ])
+        .await;
+    assert_eq!(result, Err(StoreError::ConditionFailed { index: 1 }));
+    assert_eq!(s.get(&Key::new("T", "a")).await.unwrap(), None);
+    assert_eq!(s.get(&Key::new("T", "count")).await.unwrap(), None);
+    // A failed check cancels the others too.
+    let result = s
+        .transact(vec![
+            put(item("T", "c", json!({})), None),
+            WriteOp::Check {
+                key: Key::new("T", "missing"),
+                condition: Condition::Exists,
+            },
+        ])
+        .await;
+    assert_eq!(result, Err(StoreError::ConditionFailed { index: 1 }));
+    assert_eq!(s.get(&Key::new("T", "c")).await.unwrap(), None);
+    // Limits DynamoDB enforces are enforced everywhere.
+    let too_many: Vec<WriteOp> = (0..101)
+        .map(|i| put(item("T", &format!("x{i}"), json!({})), None))
+        .collect();
+    assert!(matches!(
+        s.transact(too_many).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let twice = vec![
+        put(item("T", "d", json!({})), None),
+        put(item("T", "d", json!({})), None),
+    ];
+    assert!(matches!(
+        s.transact(twice).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let hundred: Vec<WriteOp> = (0..100)
+        .map(|i| put(item("T", &format!("y{i:03}"), json!({})), None))
+        .collect();
+    s.transact(hundred).await.unwrap();
+}
+
+async fn counters_add_atomically(backend: Backend) {
+    let s = store(backend).await;
+    let key = Key::new("C", "n");
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                s.transact(vec![WriteOp::Add {
+                    key,
+                    attribute: "n".into(),
+                    delta: if i % 4 == 0 { -1 } else { 2 },
+                }])
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        s.get(&key).await.unwrap().unwrap()["n"].as_i64(),
+        Some(15 * 2 - 5)
+    );
+}
+
+async fn queries_page_in_both_directions(backend: Backend) {
+    let s = store(backend).await;
+    let ops: Vec<BatchOp> = (0..57)
+        .map(|i| BatchOp::Put(item("Q", &format!("item#{i:03}"), json!({"i": i}))))
+        .chain([
+            BatchOp::Put(item("Q", "other#1", json!({}))),
+            BatchOp::Put(item("R", "item#000", json!({}))),
+        ])
+        .collect();
+    s.batch_write(ops).await.unwrap();
+    let mut q = Query::new(Index::Main, "Q");
+    q.sort = SortCondition::BeginsWith("item#".into());
+    q.limit = 10;
+    let forward = all_pages(s.as_ref(), q.clone()).await;
+    let expected: Vec<String> = (0..57).map(|i| format!("item#{i:03}")).collect();
+    assert_eq!(sks(&forward), expected);
+    q.forward = false;
+    let backward = all_pages(s.as_ref(), q.clone()).await;
+    let mut reversed = expected.clone();
+    reversed.reverse();
+    assert_eq!(sks(&backward), reversed);
+    let mut between = Query::new(Index::Main, "Q");
+    between.sort = SortCondition::Between("item#010".into(), "item#019".into());
+    assert_eq!(all_pages(s.as_ref(), between).await.len(), 10);
+    let mut exact = Query::new(Index::Main, "Q");
+    exact.sort = SortCondition::Equals("other#1".into());
+    assert_eq!(all_pages(s.as_ref(), exact).await.len(), 1);
+}
+
+async fn secondary_indexes_follow_item_changes(backend: Backend) {
+    let s = store(backend).await;
+    for i in 0..30 {
+        s.transact(vec![put(
+            item(
+                "P",
+                &format!("{i:02}"),
+                json!({"gsi1pk": "LIST", "gsi1sk": format!("k{:02}", 29 - i)}),
+            ),
+            None,
+        )])
+        .await
+        .unwrap();
+    }
+    let mut q = Query::new(Index::Gsi1, "LIST");
+    q.limit = 7;
+    let listed = all_pages(s.as_ref(), q.clone()).await;
+    assert_eq!(listed.len(), 30);
+    assert_eq!(
+        listed[0]["sk"],
+        json!("29"),
+        "ordered by the index sort key"
+    );
+    // Moving the index key, and dropping it, is reflected at once.
+    s.transact(vec![put(
+        item("P", "00", json!({"gsi1pk": "OTHER", "gsi1sk": "z"})),
+        None,
+    )])
+    .await
+    .unwrap();
+    s.transact(vec![put(item("P", "01", json!({})), None)])
+        .await
+        .unwrap();
+    s.transact(vec![WriteOp::Delete {
+        key: Key::new("P", "02"),
+        condition: None,
+    }])
+    .await
+    .unwrap();
+    let listed = all_pages(s.as_ref(), q.clone()).await;
+    assert_eq!(listed.len(), 27);
+    q.forward = false;
+    assert_eq!(all_pages(s.as_ref(), q).await.len(), 27);
+    let other = all_pages(s.as_ref(), Query::new(Index::Gsi1, "OTHER")).await;
+    assert_eq!(sks(&other), vec!["00".to_owned()]);
+}
+
+async fn batches_exceed_single_request_limits(backend: Backend) {
+    let s = store(backend).await;
+    let puts: Vec<BatchOp> = (0..130)
+        .map(|i| BatchOp::Put(item("B", &format!("{i:03}"), json!({"i": i}))))
+        .collect();
+    s.batch_write(puts).await.unwrap();
+    let keys: Vec<Key> = (0..130)
+        .map(|i| Key::new("B", format!("{i:03}")))
+        .chain([Key::new("B", "none")])
+        .collect();
+    assert_eq!(s.batch_get(&keys).await.unwrap().len(), 130);
+    let deletes: Vec<BatchOp> = (0..65)
+        .map(|i| BatchOp::Delete(Key::new("B", format!("{i:03}"))))
+        .collect();
+    s.batch_write(deletes).await.unwrap();
+    assert_eq!(s.batch_get(&keys).await.unwrap().len(), 65);
+    // The same key twice in one batch keeps the last write.
+    s.batch_write(vec![
+        BatchOp::Put(item("B", "dup", json!({"v": 1}))),
+        BatchOp::Put(item("B", "dup", json!({"v": 2}))),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get(&Key::new("B", "dup")).await.unwrap().unwrap()["v"],
+        json!(2)
+    );
+}
+
+fn service(store: Arc<dyn KvStore>) -> CustomerService {
+    CustomerService::new(
+        CustomerRepository::new(store),
+        Arc::new(SystemClock),
+        Arc::new(UlidGenerator::default()),
+    )
+}
+
+async fn concurrent_duplicate_emails_have_one_winner(backend: Backend) {
+    let customers = service(store(backend).await);
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let customers = customers.clone();
+            // Differently cased: the same email to us.
+            let email = if i % 2 == 0 {
+                "Race@Example.com"
+            } else {
+                "race@example.COM"
+            };
+            tokio::spawn(async move {
+                customers
+                    .create(
+                        CustomerDraft {
+                            email: Some(email.into()),
+                            ..Default::default()
+                        },
+                        None,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(shared::DomainError::InvalidData(m)) => {
+                assert!(m.contains("already exists"), "{m}")
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let (_, count) = customers.list(&Default::default()).await.unwrap();
+    assert_eq!(count, 1);
+    // A registered account may share the guest's email, as in Medusa.
+    customers
+        .create(
+            CustomerDraft {
+                email: Some("race@example.com".into()),
+                has_account: true,
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+async fn concurrent_updates_lose_nothing(backend: Backend) {
+    let customers = service(store(backend).await);
+    let created = customers
+        .create(CustomerDraft::default(), None)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let customers = customers.clone();
+            let id = created.id.clone();
+            tokio::spawn(async move {
+                let mut metadata = serde_json::Map::new();
+                metadata.insert(format!("k{i}"), json!(i));
+                let patch = CustomerPatch {
+                    metadata: Some(Some(metadata)),
+                    ..Default::default()
+                };
+                customers.update(&id, &patch).await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            // Under heavy contention an update may give up, but then it must say so.
+            Err(shared::DomainError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let stored = customers.retrieve(&created.id).await.unwrap();
+    let keys = stored.metadata.unwrap_or_default().len();
+    assert_eq!(keys, ok, "every successful update is visible");
+    assert_eq!(stored.version as usize, ok);
+    assert!(ok >= 1);
+}
+
+both_backends!(
+    get_put_delete_and_conditions,
+    transactions_are_all_or_nothing,
+    counters_add_atomically,
+    queries_page_in_both_directions,
+    secondary_indexes_follow_item_changes,
+    batches_exceed_single_request_limits,
+    concurrent_duplicate_emails_have_one_winner,
+    concurrent_updates_lose_nothing,
+);
