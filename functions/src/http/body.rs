@@ -151,6 +151,7 @@ pub fn record_change(map: &Map<String, Value>, name: &str) -> Option<Option<Map<
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::ApiError;
     use super::*;
     use serde_json::json;
     use shared::DomainError;

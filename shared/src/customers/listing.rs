@@ -162,10 +162,8 @@ impl CustomerQuery {
                 return false;
             }
         }
-        if let Some(ids) = &self.ids {
-            if !ids.contains(&c.id) {
-                return false;
-            }
+        if self.ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+            return false;
         }
         if let Some(emails) = &self.emails {
             let key = c.email_key();

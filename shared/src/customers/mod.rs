@@ -164,6 +164,14 @@ impl CustomerDraft {
     }
 }
 
+/// A text field of a patch: name, requested change, the field to change, its length limit.
+type TextChange<'a> = (
+    &'a str,
+    &'a Option<Option<String>>,
+    &'a mut Option<String>,
+    usize,
+);
+
 impl CustomerPatch {
     /// Applies the patch to a copy of `current`, validating what it changes.
     pub fn apply(&self, current: &Customer) -> DomainResult<Customer> {
@@ -172,7 +180,7 @@ impl CustomerPatch {
             next.email = trimmed(email.clone());
             check_email(&next.email)?;
         }
-        let fields: [(&str, &Option<Option<String>>, &mut Option<String>, usize); 4] = [
+        let fields: [TextChange; 4] = [
             (
                 "company_name",
                 &self.company_name,

@@ -368,10 +368,11 @@ impl KvStore for DynamoStore {
                         found.push(from_attrs(attrs)?);
                     }
                 }
-                if let Some(mut rest) = out.unprocessed_keys {
-                    if let Some(left) = rest.remove(&self.table) {
-                        pending = left.keys;
-                    }
+                if let Some(left) = out
+                    .unprocessed_keys
+                    .and_then(|mut rest| rest.remove(&self.table))
+                {
+                    pending = left.keys;
                 }
                 if !pending.is_empty() && !backoff.wait().await {
                     return Err(StoreError::Throttled);

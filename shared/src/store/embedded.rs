@@ -20,6 +20,9 @@ use super::{
     sort_bounds, validate_transaction,
 };
 
+/// (index pk, index sk, pk, sk): an index entry's key.
+type IndexKey = (&'static str, &'static str, &'static str, &'static str);
+
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
 const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi1");
 const GSI2: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi2");
@@ -150,10 +153,7 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
 
 struct Tables<'t> {
     items: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    indexes: Vec<(
-        Index,
-        Table<'t, (&'static str, &'static str, &'static str, &'static str), ()>,
-    )>,
+    indexes: Vec<(Index, Table<'t, IndexKey, ()>)>,
 }
 
 impl<'t> Tables<'t> {
@@ -182,10 +182,8 @@ impl<'t> Tables<'t> {
         let mut current = Vec::with_capacity(ops.len());
         for (index, op) in ops.iter().enumerate() {
             let found = self.load(&op.key()?)?;
-            if let Some(condition) = op.condition() {
-                if !condition.holds(found.as_ref()) {
-                    return Err(StoreError::ConditionFailed { index });
-                }
+            if op.condition().is_some_and(|c| !c.holds(found.as_ref())) {
+                return Err(StoreError::ConditionFailed { index });
             }
             current.push(found);
         }
@@ -293,6 +291,32 @@ fn start_part<'a>(
     }
 }
 
+/// Reads up to `limit` entries of a range in either direction, decoding each.
+fn collect_range<K: redb::Key + 'static, V: redb::Value + 'static>(
+    range: redb::Range<'_, K, V>,
+    forward: bool,
+    limit: usize,
+    mut decode_entry: impl FnMut(
+        redb::AccessGuard<'_, K>,
+        redb::AccessGuard<'_, V>,
+    ) -> Result<Item, StoreError>,
+) -> Result<Vec<Item>, StoreError> {
+    let entries: Box<dyn Iterator<Item = _>> = if forward {
+        Box::new(range)
+    } else {
+        Box::new(range.rev())
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let (key, value) = entry.map_err(backend)?;
+        found.push(decode_entry(key, value)?);
+        if found.len() >= limit {
+            break;
+        }
+    }
+    Ok(found)
+}
+
 fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
     let txn = db.begin_read().map_err(backend)?;
     let items = txn.open_table(ITEMS).map_err(backend)?;
@@ -300,9 +324,8 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
     let lo = lo.unwrap_or_default();
     let hi = hi.unwrap_or_else(|| MAX_KEY.to_owned());
     let part = query.partition.as_str();
-    let mut found = Vec::new();
     let limit = query.limit.max(1);
-    if query.index == Index::Main {
+    let found = if query.index == Index::Main {
         let start_sk = start_part(&query.start_after, SK)?;
         let (lower, upper) = match (start_sk, query.forward) {
             (Some(s), true) => (
@@ -321,31 +344,12 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
         let range = items
             .range::<(&str, &str)>((lower, upper))
             .map_err(backend)?;
-        let mut collect = |entry: Result<
-            (redb::AccessGuard<(&str, &str)>, redb::AccessGuard<&[u8]>),
-            redb::StorageError,
-        >|
-         -> Result<bool, StoreError> {
-            let (_, value) = entry.map_err(backend)?;
-            found.push(decode(value.value())?);
-            Ok(found.len() < limit)
-        };
-        if query.forward {
-            for entry in range {
-                if !collect(entry)? {
-                    break;
-                }
-            }
-        } else {
-            for entry in range.rev() {
-                if !collect(entry)? {
-                    break;
-                }
-            }
-        }
+        collect_range(range, query.forward, limit, |_, value| {
+            decode(value.value())
+        })?
     } else {
         let table = txn.open_table(index_table(query.index)).map_err(backend)?;
-        let (ip, is) = query.index.key_attributes();
+        let (_, is) = query.index.key_attributes();
         let start = match &query.start_after {
             None => None,
             Some(_) => Some((
@@ -354,7 +358,6 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
                 start_part(&query.start_after, SK)?.unwrap_or_default(),
             )),
         };
-        let _ = ip;
         let low_full = (part, lo.as_str(), "", "");
         let high_full = (part, hi.as_str(), MAX_KEY, MAX_KEY);
         let (lower, upper) = match (start, query.forward) {
@@ -369,40 +372,16 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
         let range = table
             .range::<(&str, &str, &str, &str)>((lower, upper))
             .map_err(backend)?;
-        let mut collect = |entry: Result<
-            (
-                redb::AccessGuard<(&str, &str, &str, &str)>,
-                redb::AccessGuard<()>,
-            ),
-            redb::StorageError,
-        >|
-         -> Result<bool, StoreError> {
-            let (key, _) = entry.map_err(backend)?;
+        collect_range(range, query.forward, limit, |key, _| {
             let (_, _, pk, sk) = key.value();
             match items.get((pk, sk)).map_err(backend)? {
-                Some(value) => found.push(decode(value.value())?),
-                None => {
-                    return Err(StoreError::Backend(format!(
-                        "index entry without item {pk}/{sk}"
-                    )));
-                }
+                Some(value) => decode(value.value()),
+                None => Err(StoreError::Backend(format!(
+                    "index entry without item {pk}/{sk}"
+                ))),
             }
-            Ok(found.len() < limit)
-        };
-        if query.forward {
-            for entry in range {
-                if !collect(entry)? {
-                    break;
-                }
-            }
-        } else {
-            for entry in range.rev() {
-                if !collect(entry)? {
-                    break;
-                }
-            }
-        }
-    }
+        })?
+    };
     let last_key = if found.len() >= limit {
         found.last().map(|item| key_map(item, query.index))
     } else {

@@ -1,1 +1,132 @@
+//! The per-route Lambdas, fed real API Gateway HTTP API (v2) events with JWT-authorizer claims,
+//! through the router each Lambda binary mounts (only its own route).
 
+use axum::body::Body;
+use functions::config::AuthConfig;
+use functions::http::{Route, router};
+use integration_tests::{Backend, both_backends, fresh_store, temp_dir, test_config};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn fixture(name: &str, customer_id: &str) -> String {
+    let path = format!("{}/../infra/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+        .replace("CUSTOMER_ID", customer_id)
+}
+
+struct Lambdas {
+    state: functions::http::AppState,
+}
+
+impl Lambdas {
+    async fn new(backend: Backend) -> Lambdas {
+        let store = fresh_store(backend).await.expect("backend available");
+        let mut config = test_config(temp_dir("lambda"));
+        // As deployed: no local sign-in, only what the API Gateway authorizer verified.
+        config.auth = AuthConfig::AuthorizerOnly;
+        let state = functions::app::build_state(&config, store)
+            .await
+            .expect("state");
+        Lambdas { state }
+    }
+
+    /// Invokes the Lambda for `route` with the event in fixture `name`.
+    async fn invoke(&self, route: Route, name: &str, customer_id: &str) -> (u16, Value) {
+        let request = lambda_http::request::from_str(&fixture(name, customer_id))
+            .expect("valid API Gateway v2 event");
+        let (parts, body) = request.into_parts();
+        let request = axum::http::Request::from_parts(parts, Body::from(body.to_vec()));
+        let response = router(self.state.clone(), &[route])
+            .oneshot(request)
+            .await
+            .expect("response");
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+async fn customer_lifecycle_through_lambda_events(backend: Backend) {
+    let lambdas = Lambdas::new(backend).await;
+    let (status, created) = lambdas
+        .invoke(Route::CreateCustomer, "create-customer.json", "")
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let customer = &created["customer"];
+    assert_eq!(customer["email"], json!("lambda@example.com"));
+    assert_eq!(
+        customer["created_by"],
+        json!("user_01M8BG77ZYM8TPMS04Z034K497"),
+        "actor from the authorizer claims"
+    );
+    let id = customer["id"].as_str().unwrap();
+
+    let (status, listed) = lambdas
+        .invoke(Route::ListCustomers, "list-customers.json", id)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed,
+        json!({"customers": [{"id": id, "email": "lambda@example.com"}], "count": 1, "offset": 0, "limit": 10})
+    );
+
+    let (status, got) = lambdas
+        .invoke(Route::GetCustomer, "get-customer.json", id)
+        .await;
+    assert_eq!((status, got["customer"]["id"].clone()), (200, json!(id)));
+
+    let (status, updated) = lambdas
+        .invoke(Route::UpdateCustomer, "update-customer.json", id)
+        .await;
+    assert_eq!(
+        (status, updated["customer"]["last_name"].clone()),
+        (200, json!("Updated"))
+    );
+    assert_eq!(updated["customer"]["first_name"], json!("Lam"));
+
+    let (status, deleted) = lambdas
+        .invoke(Route::DeleteCustomer, "delete-customer.json", id)
+        .await;
+    assert_eq!(
+        (status, deleted),
+        (
+            200,
+            json!({"id": id, "object": "customer", "deleted": true})
+        )
+    );
+    let (status, _) = lambdas
+        .invoke(Route::GetCustomer, "get-customer.json", id)
+        .await;
+    assert_eq!(status, 404);
+}
+
+async fn lambdas_reject_missing_or_wrong_actors(backend: Backend) {
+    let lambdas = Lambdas::new(backend).await;
+    for fixture in [
+        "list-customers-no-authorizer.json",
+        "list-customers-customer-token.json",
+    ] {
+        let (status, body) = lambdas.invoke(Route::ListCustomers, fixture, "").await;
+        assert_eq!(
+            (status, body),
+            (401, json!({"message": "Unauthorized"})),
+            "{fixture}"
+        );
+    }
+    // A Lambda serves only its own route.
+    let (status, _) = lambdas
+        .invoke(Route::GetCustomer, "list-customers.json", "")
+        .await;
+    assert_eq!(status, 404);
+}
+
+both_backends!(
+    customer_lifecycle_through_lambda_events,
+    lambdas_reject_missing_or_wrong_actors
+);
