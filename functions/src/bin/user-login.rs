@@ -1,6 +1,0 @@
-//! Lambda for one route; see `functions::lambda`.
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    functions::lambda::serve(&[functions::http::Route::UserLogin]).await
-}
