@@ -49,9 +49,13 @@ async fn run() -> Result<(), String> {
             Ok(())
         }
         ["seed-customers", count] => {
-            let count: usize = count.parse().map_err(|_| format!("not a number: {count}"))?;
+            let count: usize = count
+                .parse()
+                .map_err(|_| format!("not a number: {count}"))?;
             let store = open_store(&config).await.map_err(|e| e.to_string())?;
-            let state = build_state(&config, store).await.map_err(|e| e.to_string())?;
+            let state = build_state(&config, store)
+                .await
+                .map_err(|e| e.to_string())?;
             let started = std::time::Instant::now();
             seed(&state.customers, count).await?;
             let seconds = started.elapsed().as_secs_f64();
@@ -62,21 +66,30 @@ async fn run() -> Result<(), String> {
             Ok(())
         }
         _ => Err(
-            "usage: local-server [serve | create-user EMAIL PASSWORD | seed-customers COUNT]".into(),
+            "usage: local-server [serve | create-user EMAIL PASSWORD | seed-customers COUNT]"
+                .into(),
         ),
     }
 }
 
 /// Demo and benchmark data: `count` customers with varied names, through the normal use case.
 async fn seed(customers: &CustomerService, count: usize) -> Result<(), String> {
-    const FIRST: [&str; 8] = ["Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances"];
-    const LAST: [&str; 8] = ["Lovelace", "Hopper", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie", "Allen"];
+    const FIRST: [&str; 8] = [
+        "Ada", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances",
+    ];
+    const LAST: [&str; 8] = [
+        "Lovelace", "Hopper", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie", "Allen",
+    ];
     let mut created = futures::stream::iter(0..count)
         .map(|i| {
             let draft = CustomerDraft {
                 email: Some(format!("seed{i}@example.com")),
                 first_name: Some(FIRST[i % FIRST.len()].to_owned()),
-                last_name: Some(format!("{}{}", LAST[(i / FIRST.len()) % LAST.len()], i % 97)),
+                last_name: Some(format!(
+                    "{}{}",
+                    LAST[(i / FIRST.len()) % LAST.len()],
+                    i % 97
+                )),
                 company_name: (i % 3 == 0).then(|| format!("Company {}", i % 1000)),
                 phone: Some(format!("+1555{i:07}")),
                 ..Default::default()

@@ -2,6 +2,7 @@
 
 mod listing;
 mod repository;
+pub mod search;
 mod service;
 
 pub use listing::{CustomerOrder, CustomerQuery, Direction, TimeRange};

@@ -14,11 +14,16 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use std::collections::BTreeSet;
+
 use super::listing::{CustomerOrder, CustomerQuery, Direction};
-use super::{Customer, normalize_text};
+use super::{Customer, normalize_text, search};
 use crate::error::{DomainError, DomainResult};
 use crate::store::merge::MergedQuery;
-use crate::store::{Condition, Index, Item, Key, KvStore, SortCondition, StoreError, WriteOp};
+use crate::store::{
+    BatchOp, Condition, Index, Item, Key, KvStore, MAX_TRANSACTION_OPS, SortCondition, StoreError,
+    WriteOp,
+};
 
 const SHARDS: u32 = 8;
 const SEP: char = '\u{1}';
@@ -139,7 +144,11 @@ impl CustomerRepository {
         CustomerRepository { store }
     }
 
+    /// Search entries go in before the profile and stale ones out after it, so the search index
+    /// is always a superset of what the profiles hold (see `search`).
     pub async fn create(&self, c: &Customer) -> DomainResult<()> {
+        let entries = search::entries(c);
+        self.put_search_entries(&entries, &c.id).await?;
         let mut ops = vec![WriteOp::Put {
             item: to_item(c)?,
             condition: Some(Condition::NotExists),
@@ -152,14 +161,48 @@ impl CustomerRepository {
             attribute: "n".into(),
             delta: 1,
         });
-        match self.store.transact(ops).await {
-            Ok(()) => Ok(()),
+        let result = match self.store.transact(ops).await {
+            Ok(()) => return Ok(()),
             Err(StoreError::ConditionFailed { index: 1 }) => Err(duplicate_email(c)),
             Err(StoreError::ConditionFailed { .. }) => Err(DomainError::Internal(format!(
                 "customer id {} already used",
                 c.id
             ))),
             Err(e) => Err(e.into()),
+        };
+        // The id is new and nobody else's: its entries can go at once.
+        let orphans = entries.into_iter().map(BatchOp::Delete).collect();
+        if let Err(e) = self.store.batch_write(orphans).await {
+            tracing::warn!(error = %e, customer_id = %c.id, "left search entries of a failed create");
+        }
+        result
+    }
+
+    async fn put_search_entries(&self, keys: &BTreeSet<Key>, id: &str) -> DomainResult<()> {
+        let puts = keys
+            .iter()
+            .map(|k| BatchOp::Put(search::item(k, id)))
+            .collect();
+        Ok(self.store.batch_write(puts).await?)
+    }
+
+    /// Removes entries the customer no longer needs, only while it is still at `version`: a
+    /// later writer may need them again, and a leftover entry is harmless.
+    async fn drop_search_entries(&self, stale: BTreeSet<Key>, id: &str, version: u64) {
+        let keys: Vec<Key> = stale.into_iter().collect();
+        for chunk in keys.chunks(MAX_TRANSACTION_OPS - 1) {
+            let mut ops = vec![WriteOp::Check {
+                key: profile_key(id),
+                condition: Condition::equals("version", version),
+            }];
+            ops.extend(chunk.iter().map(|k| WriteOp::Delete {
+                key: k.clone(),
+                condition: None,
+            }));
+            if let Err(e) = self.store.transact(ops).await {
+                tracing::debug!(error = %e, customer_id = %id, "kept stale search entries");
+                return;
+            }
         }
     }
 
@@ -176,6 +219,9 @@ impl CustomerRepository {
     pub async fn update(&self, old: &Customer, new: &Customer) -> Result<(), WriteRejected> {
         let mut next = new.clone();
         next.version = old.version + 1;
+        let (before, after) = (search::entries(old), search::entries(&next));
+        let added: BTreeSet<Key> = after.difference(&before).cloned().collect();
+        self.put_search_entries(&added, &next.id).await?;
         let mut ops = vec![WriteOp::Put {
             item: to_item(&next)?,
             condition: Some(Condition::equals("version", old.version)),
@@ -192,7 +238,12 @@ impl CustomerRepository {
             }
         }
         match self.store.transact(ops).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                let stale = before.difference(&after).cloned().collect();
+                self.drop_search_entries(stale, &next.id, next.version)
+                    .await;
+                Ok(())
+            }
             Err(StoreError::ConditionFailed { index: 0 }) => Err(WriteRejected::Stale),
             Err(StoreError::ConditionFailed { index }) if Some(index) == new_marker_at => {
                 Err(duplicate_email(&next).into())
@@ -221,7 +272,11 @@ impl CustomerRepository {
             delta: -1,
         });
         match self.store.transact(ops).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.drop_search_entries(search::entries(old), &gone.id, gone.version)
+                    .await;
+                Ok(())
+            }
             Err(StoreError::ConditionFailed { .. }) => Err(WriteRejected::Stale),
             Err(e) => Err(DomainError::from(e).into()),
         }
@@ -273,18 +328,27 @@ impl CustomerRepository {
 
     /// One page of customers matching `query`, and how many match in all.
     ///
-    /// `id` and `email` filters read their customers directly. Otherwise the order picks an
+    /// `id` and `email` filters read their customers directly, and so does `q` through the
+    /// search index (see `search`; queries under four characters excepted). Otherwise the order picks an
     /// index (creation order, email, last name) which is read in order; other filters are
     /// checked on the way, so they cost a pass over the live customers. With no filter at all
     /// only `offset + limit` entries are read and the count comes from the counters.
     pub async fn list(&self, query: &CustomerQuery) -> DomainResult<(Vec<Customer>, usize)> {
-        let direct = match (&query.ids, &query.emails) {
-            (Some(ids), _) => Some(self.by_ids(ids).await?),
-            (None, Some(emails)) => {
+        let searchable = query.q.as_deref().filter(|q| search::indexable(q));
+        let direct = match (&query.ids, &query.emails, searchable) {
+            (Some(ids), _, _) => Some(self.by_ids(ids).await?),
+            (None, Some(emails), _) => {
                 let ids = self.ids_by_email(emails).await?;
                 Some(self.by_ids(&ids).await?)
             }
-            (None, None) => None,
+            (None, None, Some(q)) => {
+                let ids: Vec<String> = search::candidates(&self.store, q)
+                    .await?
+                    .into_iter()
+                    .collect();
+                Some(self.by_ids(&ids).await?)
+            }
+            (None, None, None) => None,
         };
         if let Some(found) = direct {
             let matching = found.into_iter().filter(|c| query.matches(c)).collect();

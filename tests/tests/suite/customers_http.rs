@@ -512,7 +512,70 @@ async fn admin_routes_need_a_staff_token(backend: Backend) {
     assert_eq!((status, unknown["type"].clone()), (404, json!("not_found")));
 }
 
+/// `q` (served by the search index from four characters on) finds exactly the customers whose
+/// fields contain it, and follows updates and deletes.
+async fn search_is_exact_and_follows_changes(backend: Backend) {
+    let s = server(backend).await;
+    let names = ["Ångström", "Doerty", "O'Brien", "van der Berg", "Smith-Jones", "Doe", "Doering", "Jo"];
+    let mut people = Vec::new();
+    for (i, last) in names.iter().enumerate() {
+        let c = s
+            .create_customer(json!({
+                "email": format!("user{i}.{}@shop{}.example", last.to_lowercase().replace(' ', ""), i % 3),
+                "last_name": last,
+                "company_name": if i % 2 == 0 { Value::from(format!("Firm {}", 100 + i)) } else { Value::Null },
+                "phone": format!("+44 20 7946 0{i:03}"),
+            }))
+            .await;
+        people.push(c);
+    }
+    let fields = ["email", "first_name", "last_name", "company_name", "phone"];
+    let expected = |people: &[Value], q: &str| -> Vec<String> {
+        let needle = q.to_lowercase();
+        people
+            .iter()
+            .filter(|c| fields.iter().any(|f| c[*f].as_str().is_some_and(|v| v.to_lowercase().contains(&needle))))
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let queries = ["doer", "DOE", "ngstr", "ÅNGSTRÖM", "'bri", "der b", "shop1", "h-jo", "firm 10", "7946 0005", ".example", "@shop2.ex", "user7.jo@", "zzzz", "rty@"];
+    for q in queries {
+        let (status, found) = s.get(&format!("/admin/customers?q={}&limit=100", urlencode(q))).await;
+        assert_eq!(status, 200, "{q}: {found}");
+        assert_eq!(ids(&found), expected(&people, q), "q={q}");
+        assert_eq!(found["count"], json!(expected(&people, q).len()), "q={q}");
+    }
+    // After an update the old value no longer matches and the new one does.
+    let id = people[1]["id"].as_str().unwrap().to_owned();
+    let (status, _) = s.post(&format!("/admin/customers/{id}"), json!({"last_name": "Quackenbush", "email": "quack@pond.example"})).await;
+    assert_eq!(status, 200);
+    let (_, old) = s.get("/admin/customers?q=doerty").await;
+    assert_eq!(old["count"], json!(0), "{old}");
+    let (_, new) = s.get("/admin/customers?q=kenbu").await;
+    assert_eq!(ids(&new), vec![id.clone()]);
+    // Stale index entries are removed, not merely filtered out.
+    let stale = s
+        .store
+        .query(&shared::store::Query {
+            sort: shared::store::SortCondition::BeginsWith("doerty".into()),
+            ..shared::store::Query::new(shared::store::Index::Main, "SFX#do")
+        })
+        .await
+        .unwrap();
+    assert!(stale.items.is_empty(), "stale entries left: {:?}", stale.items);
+    // Deleted customers are not found.
+    s.delete(&format!("/admin/customers/{id}")).await;
+    let (_, gone) = s.get("/admin/customers?q=kenbu").await;
+    assert_eq!(gone["count"], json!(0));
+    // Other filters and order apply to search results.
+    let (_, ordered) = s.get("/admin/customers?q=.example&order=-last_name&limit=2&offset=1&fields=id,last_name").await;
+    assert_eq!(ordered["count"], json!(7));
+    let lasts: Vec<&str> = ordered["customers"].as_array().unwrap().iter().map(|c| c["last_name"].as_str().unwrap()).collect();
+    assert_eq!(lasts, ["van der Berg", "Smith-Jones"], "lower-cased code point order, descending");
+}
+
 both_backends!(
+    search_is_exact_and_follows_changes,
     check_1_create_and_list_in_creation_order,
     check_2_create_echoes_fields,
     check_4_5_search_and_exact_filters,

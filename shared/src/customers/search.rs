@@ -1,0 +1,170 @@
+//! The index behind `q`: case-insensitive substring search over email, names, company and phone.
+//!
+//! Every searchable value is lower-cased and its suffixes starting at every `STRIDE`-th character
+//! are stored, truncated to `KEEP` characters, as items `SFX#<first two chars>` / `<suffix>␁<id>`.
+//! A query of at least `STRIDE + 1` characters that occurs in a value at position `s` covers an
+//! indexed position `a` with `s ≤ a < s + STRIDE`, so the suffix at `a` starts with `q[a - s..]`:
+//! `STRIDE` prefix range reads find every match. Candidates are then checked against the
+//! customer itself, so extra (stale) entries never show up in results — the index only has to
+//! be a superset, which is what the write order in the repository guarantees.
+//! Shorter queries are answered by a pass over the live customers.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{Customer, normalize_text};
+use crate::error::DomainResult;
+use crate::store::{Item, Key, KvStore, Query, SortCondition};
+
+/// Every `STRIDE`-th suffix is indexed: a third of all suffixes.
+pub const STRIDE: usize = 3;
+/// Characters kept per indexed suffix; longer queries are narrowed by their first `KEEP`.
+const KEEP: usize = 24;
+/// Shortest query the index answers.
+pub const MIN_QUERY_CHARS: usize = STRIDE + 1;
+const SEP: char = '\u{1}';
+const PAGE: usize = 1000;
+
+fn partition(suffix: &str) -> String {
+    let head: String = suffix.chars().take(2).collect();
+    format!("SFX#{head}")
+}
+
+/// The index keys of a live customer (none for a deleted one).
+pub fn entries(c: &Customer) -> BTreeSet<Key> {
+    let mut keys = BTreeSet::new();
+    if c.is_deleted() {
+        return keys;
+    }
+    let fields = [
+        &c.email,
+        &c.first_name,
+        &c.last_name,
+        &c.company_name,
+        &c.phone,
+    ];
+    for value in fields.into_iter().flatten() {
+        let chars: Vec<char> = normalize_text(value).chars().collect();
+        for start in (0..chars.len()).step_by(STRIDE) {
+            let end = (start + KEEP).min(chars.len());
+            if end - start < 2 {
+                continue;
+            }
+            let suffix: String = chars[start..end].iter().collect();
+            keys.insert(Key::new(
+                partition(&suffix),
+                format!("{suffix}{SEP}{}", c.id),
+            ));
+        }
+    }
+    keys
+}
+
+pub fn item(key: &Key, customer_id: &str) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), key.pk.clone().into());
+    item.insert("sk".into(), key.sk.clone().into());
+    item.insert("entity_type".into(), "customer_search".into());
+    item.insert("customer_id".into(), customer_id.into());
+    item
+}
+
+/// Whether `q` is long enough for the index.
+pub fn indexable(q: &str) -> bool {
+    normalize_text(q).chars().count() >= MIN_QUERY_CHARS
+}
+
+/// Ids of every customer that may contain `q` (a superset; the caller checks each).
+pub async fn candidates(store: &Arc<dyn KvStore>, q: &str) -> DomainResult<BTreeSet<String>> {
+    let chars: Vec<char> = normalize_text(q).chars().collect();
+    let prefixes: BTreeSet<String> = (0..STRIDE.min(chars.len()))
+        .map(|offset| chars[offset..].iter().take(KEEP).collect::<String>())
+        .filter(|p| p.chars().count() >= 2)
+        .collect();
+    let reads = prefixes.into_iter().map(|prefix| {
+        let store = store.clone();
+        async move {
+            let mut query = Query::new(crate::store::Index::Main, partition(&prefix));
+            query.sort = SortCondition::BeginsWith(prefix);
+            query.limit = PAGE;
+            let mut ids = Vec::new();
+            loop {
+                let page = store.query(&query).await?;
+                ids.extend(page.items.iter().filter_map(|i| {
+                    i.get("customer_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                }));
+                match page.last_key {
+                    Some(next) => query.start_after = Some(next),
+                    None => return Ok::<_, crate::store::StoreError>(ids),
+                }
+            }
+        }
+    });
+    let mut found = BTreeSet::new();
+    for ids in futures::future::join_all(reads).await {
+        found.extend(ids?);
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(email: &str, last: &str) -> Customer {
+        Customer {
+            id: "cus_1".into(),
+            company_name: None,
+            first_name: None,
+            last_name: Some(last.into()),
+            email: Some(email.into()),
+            phone: None,
+            metadata: None,
+            has_account: false,
+            created_by: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+            deleted_at: None,
+            version: 0,
+        }
+    }
+
+    /// What a prefix read over `entries` would find for `q`, done in memory.
+    fn index_finds(c: &Customer, q: &str) -> bool {
+        let chars: Vec<char> = normalize_text(q).chars().collect();
+        let keys = entries(c);
+        (0..STRIDE.min(chars.len())).any(|offset| {
+            let prefix: String = chars[offset..].iter().take(KEEP).collect();
+            keys.iter()
+                .any(|k| k.pk == partition(&prefix) && k.sk.starts_with(&prefix))
+        })
+    }
+
+    #[test]
+    fn every_substring_of_four_or_more_chars_is_found() {
+        let c = customer("Test2@Email.com", "Doe-Ångström");
+        for value in ["test2@email.com", "doe-ångström"] {
+            let chars: Vec<char> = value.chars().collect();
+            for start in 0..chars.len() {
+                for end in start + MIN_QUERY_CHARS..=chars.len() {
+                    let q: String = chars[start..end].iter().collect();
+                    assert!(index_finds(&c, &q.to_uppercase()), "missed {q:?}");
+                }
+            }
+        }
+        assert!(!index_finds(&c, "zzzz"));
+    }
+
+    #[test]
+    fn deleted_customers_have_no_entries_and_entries_are_few() {
+        let mut c = customer("someone@example.com", "Doe");
+        let n = entries(&c).len();
+        assert!((5..=10).contains(&n), "{n} entries");
+        c.deleted_at = Some("2026-01-01T00:00:00.000Z".into());
+        assert!(entries(&c).is_empty());
+    }
+}
