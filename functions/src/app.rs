@@ -27,39 +27,66 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn KvStore>, StartupErro
     match &config.store {
         StoreConfig::Embedded => {
             let path = config.data_dir.join("store.redb");
-            let store = EmbeddedStore::open(&path).map_err(|e| StartupError(e.to_string()))?;
+            let store = EmbeddedStore::open_with_cache(&path, config.store_cache_bytes)
+                .map_err(|e| StartupError(e.to_string()))?;
             tracing::info!(path = %path.display(), "embedded store open");
             Ok(Arc::new(store))
         }
-        StoreConfig::DynamoDb {
-            table,
-            create_table,
-        } => {
-            let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
-            let store = DynamoStore::new(client, table.clone());
-            if *create_table {
-                store
-                    .ensure_table()
-                    .await
-                    .map_err(|e| StartupError(format!("cannot create table {table}: {e}")))?;
-            }
-            tracing::info!(%table, "DynamoDB store");
-            Ok(Arc::new(store))
-        }
+        StoreConfig::DynamoDb { .. } => open_dynamo(config).await,
     }
 }
 
+/// The DynamoDB store only: what a Lambda opens, so no embedded-store code is linked into it.
+pub async fn open_dynamo(config: &Config) -> Result<Arc<dyn KvStore>, StartupError> {
+    let StoreConfig::DynamoDb {
+        table,
+        create_table,
+    } = &config.store
+    else {
+        return Err(StartupError("this entry point needs STORE=dynamodb".into()));
+    };
+    let client = aws_sdk_dynamodb::Client::new(&aws_config().await);
+    let store = DynamoStore::new(client, table.clone());
+    if *create_table {
+        store
+            .ensure_table()
+            .await
+            .map_err(|e| StartupError(format!("cannot create table {table}: {e}")))?;
+    }
+    tracing::info!(%table, "DynamoDB store");
+    Ok(Arc::new(store))
+}
+
+fn customer_service(
+    store: Arc<dyn KvStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+) -> CustomerService {
+    CustomerService::new(CustomerRepository::new(store), clock, ids)
+}
+
+fn external_verifier(
+    issuer: &str,
+    jwks_url: &str,
+    audience: &Option<String>,
+) -> Arc<TokenVerifier> {
+    let keys = Arc::new(RemoteKeys::new(jwks_url.to_owned()));
+    Arc::new(TokenVerifier::new(
+        keys,
+        issuer.to_owned(),
+        audience.clone(),
+    ))
+}
+
+/// The local server's (and the tests') state: any store, and local sign-in unless an external
+/// issuer is configured.
 pub async fn build_state(
     config: &Config,
     store: Arc<dyn KvStore>,
 ) -> Result<AppState, StartupError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGenerator> = Arc::new(UlidGenerator::default());
-    let customers = CustomerService::new(
-        CustomerRepository::new(store.clone()),
-        clock.clone(),
-        ids.clone(),
-    );
+    let customers = customer_service(store.clone(), clock.clone(), ids.clone());
     let (identity, issuer, verifier) = match &config.auth {
         AuthConfig::Local { issuer } => {
             let key = SigningKey::load_or_create(&config.data_dir.join("jwt-signing-key.json"))
@@ -77,11 +104,11 @@ pub async fn build_state(
             issuer,
             jwks_url,
             audience,
-        } => {
-            let keys = Arc::new(RemoteKeys::new(jwks_url.clone()));
-            let verifier = TokenVerifier::new(keys, issuer.clone(), audience.clone());
-            (None, None, Some(Arc::new(verifier)))
-        }
+        } => (
+            None,
+            None,
+            Some(external_verifier(issuer, jwks_url, audience)),
+        ),
         AuthConfig::AuthorizerOnly => (None, None, None),
     };
     if let (Some(identity), Some(email), Some(password)) =
@@ -96,6 +123,35 @@ pub async fn build_state(
         customers,
         identity,
         issuer,
+        verifier,
+    })
+}
+
+/// A Lambda's state: DynamoDB, and tokens checked by the API Gateway authorizer or an external
+/// issuer's JWKS — never local sign-in, whose code then stays out of the binary.
+pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupError> {
+    let store = open_dynamo(config).await?;
+    let verifier = match &config.auth {
+        AuthConfig::External {
+            issuer,
+            jwks_url,
+            audience,
+        } => Some(external_verifier(issuer, jwks_url, audience)),
+        AuthConfig::AuthorizerOnly => None,
+        AuthConfig::Local { .. } => {
+            return Err(StartupError(
+                "local sign-in is not available in Lambda".into(),
+            ));
+        }
+    };
+    Ok(AppState {
+        customers: customer_service(
+            store,
+            Arc::new(SystemClock),
+            Arc::new(UlidGenerator::default()),
+        ),
+        identity: None,
+        issuer: None,
         verifier,
     })
 }

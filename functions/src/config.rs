@@ -35,6 +35,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub token_ttl_seconds: i64,
     pub json_logs: bool,
+    /// Page cache of the embedded store.
+    pub store_cache_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -120,7 +122,21 @@ impl Config {
             })?,
             None => shared::auth::tokens::DEFAULT_TTL_SECONDS,
         };
+        let store_cache_bytes = match get("STORE_CACHE_MB") {
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|mb| *mb > 0)
+                .map(|mb| mb * 1024 * 1024)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "STORE_CACHE_MB must be a positive number, got '{v}'"
+                    ))
+                })?,
+            None => shared::store::embedded::DEFAULT_CACHE_BYTES,
+        };
         Ok(Config {
+            store_cache_bytes,
             host: get("HOST").unwrap_or_else(|| "127.0.0.1".into()),
             port,
             data_dir: PathBuf::from(get("DATA_DIR").unwrap_or_else(|| ".data".into())),

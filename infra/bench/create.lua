@@ -1,10 +1,14 @@
--- wrk: POST /admin/customers with a unique email per request (thread id + counter).
+-- wrk: POST /admin/customers with an email unique per thread and request.
 local token = os.getenv("TOKEN")
-local counter = 0
-local tag = tostring(math.random(1, 1000000000))
+local threads = 0
+local run = tostring(os.time())
+
 setup = function(thread)
-  thread:set("tag", tostring(math.random(1, 1000000000)))
+  threads = threads + 1
+  thread:set("tag", run .. "-" .. threads)
 end
+
+local counter = 0
 request = function()
   counter = counter + 1
   local body = '{"email":"bench' .. tag .. "-" .. counter .. '@example.com","first_name":"Bench","last_name":"Load"}'

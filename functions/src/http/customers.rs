@@ -56,6 +56,7 @@ pub const LIST_PARAMS: &[&str] = &[
     "offset",
     "limit",
     "fields",
+    "cursor",
 ];
 pub const FIELDS_PARAM: &[&str] = &["fields"];
 
@@ -112,6 +113,10 @@ pub fn list_query(params: &Params) -> ApiResult<CustomerQuery> {
         created_at: query::time_range(params, "created_at")?,
         updated_at: query::time_range(params, "updated_at")?,
         order: order(params)?,
+        after: match query::string(params, "cursor")? {
+            Some(raw) => super::cursor::decode(&raw, params)?,
+            None => None,
+        },
         offset: query::number(params, "offset")?.unwrap_or(0),
         limit: query::number(params, "limit")?
             .unwrap_or(DEFAULT_LIMIT)
@@ -127,13 +132,22 @@ pub async fn list(
     let params = query::parse(raw.as_deref())?;
     let query = list_query(&params)?;
     let selection = selection(&params)?;
-    let (customers, count) = state.customers.list(&query).await?;
-    Ok(Json(json!({
-        "customers": customers.iter().map(|c| render(c, &selection)).collect::<Vec<_>>(),
-        "count": count,
+    let page = state.customers.list(&query).await?;
+    let mut body = json!({
+        "customers": page.customers.iter().map(|c| render(c, &selection)).collect::<Vec<_>>(),
+        "count": page.count,
         "offset": query.offset,
         "limit": query.limit,
-    })))
+    });
+    // Keyset pagination is opt-in (`cursor=` for the first page) so that Medusa's envelope
+    // stays exactly as it is for clients that do not ask for it.
+    if params.contains_key("cursor") {
+        body["next_cursor"] = match &page.next_after {
+            Some(after) => json!(super::cursor::encode(after, &params)),
+            None => Value::Null,
+        };
+    }
+    Ok(Json(body))
 }
 
 fn draft(body: &Map<String, Value>) -> CustomerDraft {

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cursor;
 pub mod customers;
 pub mod error;
 pub mod fields;

@@ -90,11 +90,26 @@ impl KeySource for RemoteKeys {
     }
 }
 
+/// Verified tokens kept, by digest, until they expire: a signature check costs far more than
+/// the request it guards. Cleared whole when full.
+const VERIFIED_CACHE_LIMIT: usize = 10_000;
+
+type VerifiedCache =
+    std::sync::RwLock<std::collections::HashMap<[u8; 32], (Map<String, Value>, i64)>>;
+
 /// Checks a bearer token: known key, allowed algorithm, signature, issuer, audience, expiry.
 pub struct TokenVerifier {
     keys: Arc<dyn KeySource>,
     issuer: String,
     audience: Option<String>,
+    verified: VerifiedCache,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 impl TokenVerifier {
@@ -107,11 +122,35 @@ impl TokenVerifier {
             keys,
             issuer: issuer.into(),
             audience,
+            verified: Default::default(),
         }
     }
 
     /// The verified claims, or `Unauthenticated` whatever the reason (no detail leaks out).
     pub async fn verify(&self, token: &str) -> DomainResult<Map<String, Value>> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let cached = self.verified.read().ok().and_then(|cache| {
+            cache
+                .get(&digest)
+                .filter(|(_, exp)| unix_now() < *exp)
+                .map(|(claims, _)| claims.clone())
+        });
+        if let Some(claims) = cached {
+            return Ok(claims);
+        }
+        let claims = self.verify_signature(token).await?;
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        if let Ok(mut cache) = self.verified.write() {
+            if cache.len() >= VERIFIED_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(digest, (claims.clone(), exp));
+        }
+        Ok(claims)
+    }
+
+    async fn verify_signature(&self, token: &str) -> DomainResult<Map<String, Value>> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| DomainError::Unauthenticated)?;
         if !matches!(header.alg, Algorithm::ES256 | Algorithm::RS256) {

@@ -36,21 +36,6 @@ impl CustomerOrder {
             _ => return None,
         })
     }
-
-    /// The value compared when sorting in memory; `None` sorts after every value (NULLS LAST).
-    pub fn sort_value(self, c: &Customer) -> (Option<String>, String) {
-        let value = match self {
-            CustomerOrder::Id | CustomerOrder::CreatedAt => Some(c.id.clone()),
-            CustomerOrder::UpdatedAt => Some(c.updated_at.clone()),
-            CustomerOrder::Email => c.email_key(),
-            CustomerOrder::FirstName => c.first_name.as_deref().map(super::normalize_text),
-            CustomerOrder::LastName => c.last_name.as_deref().map(super::normalize_text),
-            CustomerOrder::CompanyName => c.company_name.as_deref().map(super::normalize_text),
-            CustomerOrder::Phone => c.phone.clone(),
-            CustomerOrder::HasAccount => Some(c.has_account.to_string()),
-        };
-        (value, c.id.clone())
-    }
 }
 
 /// Bounds on an ISO timestamp field; values are already in the store's ISO form.
@@ -91,6 +76,8 @@ pub struct CustomerQuery {
     pub created_at: TimeRange,
     pub updated_at: TimeRange,
     pub order: Option<(CustomerOrder, Direction)>,
+    /// Keyset pagination: start after the customer with this order key (a page's `next_after`).
+    pub after: Option<String>,
     pub offset: usize,
     pub limit: usize,
 }
@@ -110,6 +97,7 @@ impl Default for CustomerQuery {
             created_at: TimeRange::default(),
             updated_at: TimeRange::default(),
             order: None,
+            after: None,
             offset: 0,
             limit: 50,
         }
@@ -126,6 +114,12 @@ fn one_of(filter: &Option<Vec<String>>, value: &Option<String>) -> bool {
 }
 
 impl CustomerQuery {
+    /// Creation order, oldest first, unless asked otherwise.
+    pub fn order_or_default(&self) -> (CustomerOrder, Direction) {
+        self.order
+            .unwrap_or((CustomerOrder::CreatedAt, Direction::Asc))
+    }
+
     /// True when nothing but paging and order is asked: the count comes from counters.
     pub fn is_unfiltered(&self) -> bool {
         self.q.is_none()

@@ -31,6 +31,10 @@ const SEP: char = '\u{1}';
 const NULL_LAST: &str = "\u{FFFF}";
 const ENTITY: &str = "customer";
 const SCAN_PAGE: usize = 500;
+/// Below every stored key string (DynamoDB rejects an empty key value in a condition).
+const MIN_KEY: &str = "\u{1}";
+/// Above every stored key string.
+const MAX_KEY: &str = "\u{10FFFF}\u{10FFFF}\u{10FFFF}\u{10FFFF}";
 
 fn shard(value: &str) -> u32 {
     // FNV-1a: stable across processes and releases, unlike std's hasher.
@@ -75,30 +79,20 @@ fn to_item(c: &Customer) -> DomainResult<Item> {
     if !c.is_deleted() {
         let email = c.email_key();
         let last = c.last_name.as_deref().map(normalize_text);
-        let first = c.first_name.as_deref().map(normalize_text);
         item.insert("gsi1pk".into(), format!("CUSLIST#{}", shard(&c.id)).into());
         item.insert("gsi1sk".into(), c.id.clone().into());
         item.insert(
             "gsi2pk".into(),
             format!("CUSEMAIL#{}", shard(email.as_deref().unwrap_or(&c.id))).into(),
         );
-        item.insert(
-            "gsi2sk".into(),
-            format!("{}{SEP}{}", email.as_deref().unwrap_or(NULL_LAST), c.id).into(),
-        );
+        item.insert("gsi2sk".into(), order_key(CustomerOrder::Email, c).into());
         item.insert(
             "gsi3pk".into(),
             format!("CUSNAME#{}", shard(last.as_deref().unwrap_or(&c.id))).into(),
         );
         item.insert(
             "gsi3sk".into(),
-            format!(
-                "{}{SEP}{}{SEP}{}",
-                last.as_deref().unwrap_or(NULL_LAST),
-                first.as_deref().unwrap_or(NULL_LAST),
-                c.id
-            )
-            .into(),
+            order_key(CustomerOrder::LastName, c).into(),
         );
     }
     Ok(item)
@@ -326,14 +320,16 @@ impl CustomerRepository {
             .collect())
     }
 
-    /// One page of customers matching `query`, and how many match in all.
+    /// One page of customers matching `query`, how many match in all, and where the next
+    /// page starts (for keyset pagination).
     ///
     /// `id` and `email` filters read their customers directly, and so does `q` through the
-    /// search index (see `search`; queries under four characters excepted). Otherwise the order picks an
-    /// index (creation order, email, last name) which is read in order; other filters are
-    /// checked on the way, so they cost a pass over the live customers. With no filter at all
-    /// only `offset + limit` entries are read and the count comes from the counters.
-    pub async fn list(&self, query: &CustomerQuery) -> DomainResult<(Vec<Customer>, usize)> {
+    /// search index (see `search`; queries under four characters excepted). Otherwise the order
+    /// picks an index (creation order, email, last name) which is read in order; other filters
+    /// are checked on the way, so they cost a pass over the live customers. With no filter at
+    /// all only the page is read (from the cursor on) and the count comes from the counters.
+    pub async fn list(&self, query: &CustomerQuery) -> DomainResult<CustomerPage> {
+        let (order, direction) = query.order_or_default();
         let searchable = query.q.as_deref().filter(|q| search::indexable(q));
         let direct = match (&query.ids, &query.emails, searchable) {
             (Some(ids), _, _) => Some(self.by_ids(ids).await?),
@@ -354,9 +350,6 @@ impl CustomerRepository {
             let matching = found.into_iter().filter(|c| query.matches(c)).collect();
             return Ok(page_in_memory(matching, query));
         }
-        let (order, direction) = query
-            .order
-            .unwrap_or((CustomerOrder::CreatedAt, Direction::Asc));
         let forward = direction == Direction::Asc;
         let (index, prefix) = match order {
             CustomerOrder::Id | CustomerOrder::CreatedAt => (Index::Gsi1, "CUSLIST"),
@@ -368,40 +361,42 @@ impl CustomerRepository {
             }
         };
         let unfiltered = query.is_unfiltered();
-        let page_size = if unfiltered {
+        // Unfiltered, the cursor is a range start; filtered, the whole pass is needed for the count.
+        let sort = match (&query.after, unfiltered, forward) {
+            (Some(after), true, true) => SortCondition::Between(after.clone(), MAX_KEY.to_owned()),
+            (Some(after), true, false) => SortCondition::Between(MIN_KEY.to_owned(), after.clone()),
+            _ => SortCondition::Any,
+        };
+        let wanted = if unfiltered {
             query.offset + query.limit + 1
         } else {
-            SCAN_PAGE
+            SCAN_PAGE * SHARDS as usize
         };
         let mut merged = MergedQuery::new(
             self.store.clone(),
             index,
             partitions(prefix),
-            SortCondition::Any,
+            sort,
             forward,
-            page_size,
+            wanted,
         );
-        let mut page = Vec::with_capacity(query.limit.min(1000));
-        let mut matched = 0usize;
+        let mut window = Window::new(query, forward);
         while let Some(item) = merged.next().await? {
             let customer = from_item(item)?;
             if !query.matches(&customer) {
                 continue;
             }
-            matched += 1;
-            if matched > query.offset && page.len() < query.limit {
-                page.push(customer);
-            }
-            if unfiltered && page.len() >= query.limit {
+            let key = order_key(order, &customer);
+            if window.offer(customer, key) && unfiltered {
                 break;
             }
         }
         let count = if unfiltered {
-            self.count_live().await?
+            Some(self.count_live().await?)
         } else {
-            matched
+            None
         };
-        Ok((page, count))
+        Ok(window.finish(order, count))
     }
 
     async fn scan(
@@ -417,7 +412,7 @@ impl CustomerRepository {
             partitions(prefix),
             SortCondition::Any,
             forward,
-            SCAN_PAGE,
+            SCAN_PAGE * SHARDS as usize,
         );
         let mut out = Vec::new();
         while let Some(item) = merged.next().await? {
@@ -450,23 +445,118 @@ fn marker_delete(c: &Customer, email_key: &str) -> WriteOp {
     }
 }
 
-fn page_in_memory(mut all: Vec<Customer>, query: &CustomerQuery) -> (Vec<Customer>, usize) {
-    let (order, direction) = query
-        .order
-        .unwrap_or((CustomerOrder::CreatedAt, Direction::Asc));
-    let key = |c: &Customer| {
-        let (value, id) = order.sort_value(c);
-        (value.unwrap_or_else(|| NULL_LAST.to_owned()), id)
-    };
-    all.sort_by_key(key);
+fn page_in_memory(mut all: Vec<Customer>, query: &CustomerQuery) -> CustomerPage {
+    let (order, direction) = query.order_or_default();
+    let mut keyed: Vec<(String, Customer)> =
+        all.drain(..).map(|c| (order_key(order, &c), c)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
     if direction == Direction::Desc {
-        all.reverse();
+        keyed.reverse();
     }
-    let count = all.len();
-    let page = all
-        .into_iter()
-        .skip(query.offset)
-        .take(query.limit)
-        .collect();
-    (page, count)
+    let mut window = Window::new(query, direction == Direction::Asc);
+    for (key, customer) in keyed {
+        window.offer(customer, key);
+    }
+    window.finish(order, None)
+}
+
+/// The value a listing is ordered by, as one string: the index sort key where an index serves
+/// the order, so a cursor taken from any path resumes on any other.
+pub fn order_key(order: CustomerOrder, c: &Customer) -> String {
+    let or_last = |v: Option<String>| v.unwrap_or_else(|| NULL_LAST.to_owned());
+    match order {
+        CustomerOrder::Id | CustomerOrder::CreatedAt => c.id.clone(),
+        CustomerOrder::Email => format!("{}{SEP}{}", or_last(c.email_key()), c.id),
+        CustomerOrder::LastName => format!(
+            "{}{SEP}{}{SEP}{}",
+            or_last(c.last_name.as_deref().map(normalize_text)),
+            or_last(c.first_name.as_deref().map(normalize_text)),
+            c.id
+        ),
+        CustomerOrder::FirstName => format!(
+            "{}{SEP}{}",
+            or_last(c.first_name.as_deref().map(normalize_text)),
+            c.id
+        ),
+        CustomerOrder::CompanyName => format!(
+            "{}{SEP}{}",
+            or_last(c.company_name.as_deref().map(normalize_text)),
+            c.id
+        ),
+        CustomerOrder::Phone => format!("{}{SEP}{}", or_last(c.phone.clone()), c.id),
+        CustomerOrder::UpdatedAt => format!("{}{SEP}{}", c.updated_at, c.id),
+        CustomerOrder::HasAccount => format!("{}{SEP}{}", c.has_account, c.id),
+    }
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerPage {
+    pub customers: Vec<Customer>,
+    pub count: usize,
+    /// Order key of the last customer when more follow: where the next page starts.
+    pub next_after: Option<String>,
+}
+
+/// Collects one page from matches arriving in order: skips those up to the cursor and the
+/// offset, keeps `limit`, notes whether more follow, and counts them all.
+struct Window<'q> {
+    query: &'q CustomerQuery,
+    forward: bool,
+    matched: usize,
+    passed: usize,
+    page: Vec<(String, Customer)>,
+    more: bool,
+}
+
+impl<'q> Window<'q> {
+    fn new(query: &'q CustomerQuery, forward: bool) -> Self {
+        Window {
+            query,
+            forward,
+            matched: 0,
+            passed: 0,
+            page: Vec::with_capacity(query.limit.min(1000)),
+            more: false,
+        }
+    }
+
+    /// Takes the next match; true once the page is full and another match was seen.
+    fn offer(&mut self, customer: Customer, key: String) -> bool {
+        self.matched += 1;
+        let before_cursor = self.query.after.as_deref().is_some_and(|after| {
+            if self.forward {
+                key.as_str() <= after
+            } else {
+                key.as_str() >= after
+            }
+        });
+        if before_cursor {
+            return false;
+        }
+        self.passed += 1;
+        if self.passed <= self.query.offset {
+            return false;
+        }
+        if self.page.len() < self.query.limit {
+            self.page.push((key, customer));
+            false
+        } else {
+            self.more = true;
+            true
+        }
+    }
+
+    fn finish(self, _order: CustomerOrder, count: Option<usize>) -> CustomerPage {
+        let next_after = if self.more {
+            self.page.last().map(|(key, _)| key.clone())
+        } else {
+            None
+        };
+        CustomerPage {
+            count: count.unwrap_or(self.matched),
+            customers: self.page.into_iter().map(|(_, c)| c).collect(),
+            next_after,
+        }
+    }
 }

@@ -83,30 +83,31 @@ pub async fn candidates(store: &Arc<dyn KvStore>, q: &str) -> DomainResult<BTree
         .map(|offset| chars[offset..].iter().take(KEEP).collect::<String>())
         .filter(|p| p.chars().count() >= 2)
         .collect();
-    let reads = prefixes.into_iter().map(|prefix| {
-        let store = store.clone();
-        async move {
+    let mut queries: Vec<Query> = prefixes
+        .into_iter()
+        .map(|prefix| {
             let mut query = Query::new(crate::store::Index::Main, partition(&prefix));
             query.sort = SortCondition::BeginsWith(prefix);
             query.limit = PAGE;
-            let mut ids = Vec::new();
-            loop {
-                let page = store.query(&query).await?;
-                ids.extend(page.items.iter().filter_map(|i| {
-                    i.get("customer_id")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                }));
-                match page.last_key {
-                    Some(next) => query.start_after = Some(next),
-                    None => return Ok::<_, crate::store::StoreError>(ids),
-                }
+            query
+        })
+        .collect();
+    let mut found = BTreeSet::new();
+    while !queries.is_empty() {
+        let pages = store.query_many(&queries).await?;
+        let mut next = Vec::new();
+        for (mut query, page) in queries.into_iter().zip(pages) {
+            found.extend(page.items.iter().filter_map(|i| {
+                i.get("customer_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }));
+            if let Some(after) = page.last_key {
+                query.start_after = Some(after);
+                next.push(query);
             }
         }
-    });
-    let mut found = BTreeSet::new();
-    for ids in futures::future::join_all(reads).await {
-        found.extend(ids?);
+        queries = next;
     }
     Ok(found)
 }

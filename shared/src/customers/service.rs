@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use super::repository::WriteRejected;
-use super::{Customer, CustomerDraft, CustomerPatch, CustomerQuery, CustomerRepository, ID_PREFIX};
+use super::{
+    Customer, CustomerDraft, CustomerPage, CustomerPatch, CustomerQuery, CustomerRepository,
+    ID_PREFIX,
+};
 use crate::error::{DomainError, DomainResult};
 use crate::ports::{Clock, IdGenerator, iso};
 
@@ -114,7 +117,7 @@ impl CustomerService {
         )))
     }
 
-    pub async fn list(&self, query: &CustomerQuery) -> DomainResult<(Vec<Customer>, usize)> {
+    pub async fn list(&self, query: &CustomerQuery) -> DomainResult<CustomerPage> {
         self.repo.list(query).await
     }
 }

@@ -25,14 +25,17 @@ pub struct MergedQuery {
 }
 
 impl MergedQuery {
+    /// `wanted` is how many items the caller expects to take in all: each shard's first page
+    /// holds its share, and later pages are read only when a shard runs dry.
     pub fn new(
         store: Arc<dyn KvStore>,
         index: Index,
         partitions: Vec<String>,
         sort: SortCondition,
         forward: bool,
-        page_size: usize,
+        wanted: usize,
     ) -> Self {
+        let page_size = wanted.div_ceil(partitions.len().max(1)) + 1;
         let shards = partitions
             .into_iter()
             .map(|partition| Shard {
@@ -47,7 +50,7 @@ impl MergedQuery {
             index,
             sort,
             forward,
-            page_size: page_size.clamp(1, 1000),
+            page_size: page_size.clamp(2, 1000),
             shards,
         }
     }
@@ -56,22 +59,22 @@ impl MergedQuery {
         let wanted: Vec<usize> = (0..self.shards.len())
             .filter(|&i| self.shards[i].buffer.is_empty() && !self.shards[i].done)
             .collect();
-        let queries = wanted.iter().map(|&i| {
-            let shard = &self.shards[i];
-            let query = Query {
-                index: self.index,
-                partition: shard.partition.clone(),
-                sort: self.sort.clone(),
-                forward: self.forward,
-                limit: self.page_size,
-                start_after: shard.next.clone(),
-            };
-            let store = self.store.clone();
-            async move { store.query(&query).await }
-        });
-        let pages = futures::future::join_all(queries).await;
+        let queries: Vec<Query> = wanted
+            .iter()
+            .map(|&i| {
+                let shard = &self.shards[i];
+                Query {
+                    index: self.index,
+                    partition: shard.partition.clone(),
+                    sort: self.sort.clone(),
+                    forward: self.forward,
+                    limit: self.page_size,
+                    start_after: shard.next.clone(),
+                }
+            })
+            .collect();
+        let pages = self.store.query_many(&queries).await?;
         for (i, page) in wanted.into_iter().zip(pages) {
-            let page = page?;
             let shard = &mut self.shards[i];
             shard.done = page.last_key.is_none();
             shard.next = page.last_key;

@@ -242,6 +242,10 @@ pub trait KvStore: Send + Sync {
     /// Unconditional puts and deletes, retried until all are applied.
     async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError>;
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError>;
+    /// Several queries at once (the shards of a sharded index); backends may run them together.
+    async fn query_many(&self, queries: &[Query]) -> Result<Vec<QueryPage>, StoreError> {
+        futures::future::try_join_all(queries.iter().map(|q| self.query(q))).await
+    }
 }
 
 /// Rejects transactions DynamoDB would reject, so both backends agree.
@@ -262,6 +266,21 @@ pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
                 "transaction includes several operations on one item".into(),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Rejects queries DynamoDB would reject: key values in conditions may not be empty.
+pub fn validate_query(query: &Query) -> Result<(), StoreError> {
+    let empty = match &query.sort {
+        SortCondition::Any => false,
+        SortCondition::Equals(v) | SortCondition::BeginsWith(v) => v.is_empty(),
+        SortCondition::Between(a, b) => a.is_empty() || b.is_empty(),
+    };
+    if query.partition.is_empty() || empty {
+        return Err(StoreError::Invalid(
+            "empty key value in a query condition".into(),
+        ));
     }
     Ok(())
 }

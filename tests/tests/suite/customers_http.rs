@@ -516,7 +516,16 @@ async fn admin_routes_need_a_staff_token(backend: Backend) {
 /// fields contain it, and follows updates and deletes.
 async fn search_is_exact_and_follows_changes(backend: Backend) {
     let s = server(backend).await;
-    let names = ["Ångström", "Doerty", "O'Brien", "van der Berg", "Smith-Jones", "Doe", "Doering", "Jo"];
+    let names = [
+        "Ångström",
+        "Doerty",
+        "O'Brien",
+        "van der Berg",
+        "Smith-Jones",
+        "Doe",
+        "Doering",
+        "Jo",
+    ];
     let mut people = Vec::new();
     for (i, last) in names.iter().enumerate() {
         let c = s
@@ -534,20 +543,49 @@ async fn search_is_exact_and_follows_changes(backend: Backend) {
         let needle = q.to_lowercase();
         people
             .iter()
-            .filter(|c| fields.iter().any(|f| c[*f].as_str().is_some_and(|v| v.to_lowercase().contains(&needle))))
+            .filter(|c| {
+                fields.iter().any(|f| {
+                    c[*f]
+                        .as_str()
+                        .is_some_and(|v| v.to_lowercase().contains(&needle))
+                })
+            })
             .map(|c| c["id"].as_str().unwrap().to_owned())
             .collect()
     };
-    let queries = ["doer", "DOE", "ngstr", "ÅNGSTRÖM", "'bri", "der b", "shop1", "h-jo", "firm 10", "7946 0005", ".example", "@shop2.ex", "user7.jo@", "zzzz", "rty@"];
+    let queries = [
+        "doer",
+        "DOE",
+        "ngstr",
+        "ÅNGSTRÖM",
+        "'bri",
+        "der b",
+        "shop1",
+        "h-jo",
+        "firm 10",
+        "7946 0005",
+        ".example",
+        "@shop2.ex",
+        "user7.jo@",
+        "zzzz",
+        "rty@",
+    ];
     for q in queries {
-        let (status, found) = s.get(&format!("/admin/customers?q={}&limit=100", urlencode(q))).await;
+        let (status, found) = s
+            .get(&format!("/admin/customers?q={}&limit=100", urlencode(q)))
+            .await;
         assert_eq!(status, 200, "{q}: {found}");
         assert_eq!(ids(&found), expected(&people, q), "q={q}");
         assert_eq!(found["count"], json!(expected(&people, q).len()), "q={q}");
     }
     // After an update the old value no longer matches and the new one does.
     let id = people[1]["id"].as_str().unwrap().to_owned();
-    let (status, _) = s.post(&format!("/admin/customers/{id}"), json!({"last_name": "Quackenbush", "email": "quack@pond.example"})).await;
+    let (status, _) = s
+        .post(
+            &format!("/admin/customers/{id}"),
+            json!({"last_name": "Quackenbush", "email": "quack@pond.example"}),
+        )
+        .await;
     assert_eq!(status, 200);
     let (_, old) = s.get("/admin/customers?q=doerty").await;
     assert_eq!(old["count"], json!(0), "{old}");
@@ -562,19 +600,95 @@ async fn search_is_exact_and_follows_changes(backend: Backend) {
         })
         .await
         .unwrap();
-    assert!(stale.items.is_empty(), "stale entries left: {:?}", stale.items);
+    assert!(
+        stale.items.is_empty(),
+        "stale entries left: {:?}",
+        stale.items
+    );
     // Deleted customers are not found.
     s.delete(&format!("/admin/customers/{id}")).await;
     let (_, gone) = s.get("/admin/customers?q=kenbu").await;
     assert_eq!(gone["count"], json!(0));
     // Other filters and order apply to search results.
-    let (_, ordered) = s.get("/admin/customers?q=.example&order=-last_name&limit=2&offset=1&fields=id,last_name").await;
+    let (_, ordered) = s
+        .get("/admin/customers?q=.example&order=-last_name&limit=2&offset=1&fields=id,last_name")
+        .await;
     assert_eq!(ordered["count"], json!(7));
-    let lasts: Vec<&str> = ordered["customers"].as_array().unwrap().iter().map(|c| c["last_name"].as_str().unwrap()).collect();
-    assert_eq!(lasts, ["van der Berg", "Smith-Jones"], "lower-cased code point order, descending");
+    let lasts: Vec<&str> = ordered["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["last_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        lasts,
+        ["van der Berg", "Smith-Jones"],
+        "lower-cased code point order, descending"
+    );
+}
+
+/// Keyset pagination: following `next_cursor` visits every match once, in order, whatever path
+/// serves the query; a malformed or foreign cursor is a 400.
+async fn cursor_pagination_visits_every_match_once(backend: Backend) {
+    let s = server(backend).await;
+    for i in 0..23 {
+        s.create_customer(json!({
+            "email": format!("page{:02}@{}.example", (i * 7) % 23, if i % 2 == 0 { "even" } else { "odd" }),
+            "first_name": if i % 3 == 0 { "Trio" } else { "Solo" },
+            "last_name": format!("Last{}", i % 5),
+        }))
+        .await;
+    }
+    let queries = [
+        "",
+        "order=-created_at",
+        "order=email",
+        "order=-last_name",
+        "q=even.exa&order=-email",
+        "first_name=Trio&order=last_name",
+        "order=-phone",
+    ];
+    for query in queries {
+        let sep = if query.is_empty() { "" } else { "&" };
+        let (_, all) = s
+            .get(&format!("/admin/customers?{query}{sep}limit=100"))
+            .await;
+        let expected = ids(&all);
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..20 {
+            let (status, page) = s
+                .get(&format!(
+                    "/admin/customers?{query}{sep}limit=4&cursor={cursor}"
+                ))
+                .await;
+            assert_eq!(status, 200, "{query}: {page}");
+            assert_eq!(page["count"], all["count"], "{query}: count is the total");
+            seen.extend(ids(&page));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "{query}");
+    }
+    let (status, bad) = s.get("/admin/customers?cursor=not-a-cursor").await;
+    assert_eq!((status, bad["type"].clone()), (400, json!("invalid_data")));
+    let (_, first) = s.get("/admin/customers?order=email&limit=2&cursor=").await;
+    let foreign = first["next_cursor"].as_str().unwrap();
+    let (status, bad) = s
+        .get(&format!("/admin/customers?order=-email&cursor={foreign}"))
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    let (_, plain) = s.get("/admin/customers?limit=2").await;
+    assert!(
+        plain.get("next_cursor").is_none(),
+        "Medusa's envelope unless asked"
+    );
 }
 
 both_backends!(
+    cursor_pagination_visits_every_match_once,
     search_is_exact_and_follows_changes,
     check_1_create_and_list_in_creation_order,
     check_2_create_echoes_fields,
