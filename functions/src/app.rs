@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use shared::addresses::AddressService;
 use shared::auth::local::LocalIdentityProvider;
 use shared::auth::tokens::{RemoteKeys, SigningKey, TokenIssuer, TokenVerifier};
 use shared::customers::{CustomerRepository, CustomerService};
+use shared::groups::GroupService;
 use shared::ports::{Clock, IdGenerator, SystemClock, UlidGenerator};
 use shared::store::KvStore;
 use shared::store::dynamo::DynamoStore;
@@ -57,12 +59,23 @@ pub async fn open_dynamo(config: &Config) -> Result<Arc<dyn KvStore>, StartupErr
     Ok(Arc::new(store))
 }
 
-fn customer_service(
-    store: Arc<dyn KvStore>,
-    clock: Arc<dyn Clock>,
-    ids: Arc<dyn IdGenerator>,
-) -> CustomerService {
-    CustomerService::new(CustomerRepository::new(store), clock, ids)
+/// The domain services every entry point needs, on one store.
+struct Services {
+    customers: CustomerService,
+    addresses: AddressService,
+    groups: GroupService,
+}
+
+fn services(store: Arc<dyn KvStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Services {
+    Services {
+        customers: CustomerService::new(
+            CustomerRepository::new(store.clone()),
+            clock.clone(),
+            ids.clone(),
+        ),
+        addresses: AddressService::new(store.clone(), clock.clone(), ids.clone()),
+        groups: GroupService::new(store, clock, ids),
+    }
 }
 
 fn external_verifier(
@@ -86,7 +99,7 @@ pub async fn build_state(
 ) -> Result<AppState, StartupError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGenerator> = Arc::new(UlidGenerator::default());
-    let customers = customer_service(store.clone(), clock.clone(), ids.clone());
+    let domain = services(store.clone(), clock.clone(), ids.clone());
     let (identity, issuer, verifier) = match &config.auth {
         AuthConfig::Local { issuer } => {
             let key = SigningKey::load_or_create(&config.data_dir.join("jwt-signing-key.json"))
@@ -120,7 +133,9 @@ pub async fn build_state(
             .map_err(|e| StartupError(format!("cannot create the first staff user: {e}")))?;
     }
     Ok(AppState {
-        customers,
+        customers: domain.customers,
+        addresses: domain.addresses,
+        groups: domain.groups,
         identity,
         issuer,
         verifier,
@@ -144,12 +159,15 @@ pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupErro
             ));
         }
     };
+    let domain = services(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(UlidGenerator::default()),
+    );
     Ok(AppState {
-        customers: customer_service(
-            store,
-            Arc::new(SystemClock),
-            Arc::new(UlidGenerator::default()),
-        ),
+        customers: domain.customers,
+        addresses: domain.addresses,
+        groups: domain.groups,
         identity: None,
         issuer: None,
         verifier,

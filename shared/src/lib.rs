@@ -1,10 +1,12 @@
 //! The customer module's domain: entities, validation, use cases, and the ports and adapters
 //! they run on (store, identity). Nothing here knows about HTTP.
 
+pub mod addresses;
 pub mod auth;
 pub mod backoff;
 pub mod customers;
 pub mod error;
+pub mod groups;
 pub mod ports;
 pub mod store;
 

@@ -18,6 +18,8 @@ pub enum Kind {
     Boolean,
     /// A JSON object (Medusa's `record`).
     Record,
+    /// An array of strings (ids).
+    StringList,
 }
 
 impl Kind {
@@ -26,6 +28,7 @@ impl Kind {
             Kind::String | Kind::Email => "string",
             Kind::Boolean => "boolean",
             Kind::Record => "object",
+            Kind::StringList => "array",
         }
     }
 
@@ -34,6 +37,9 @@ impl Kind {
             Kind::String | Kind::Email => value.is_string(),
             Kind::Boolean => value.is_boolean(),
             Kind::Record => value.is_object(),
+            Kind::StringList => value
+                .as_array()
+                .is_some_and(|items| items.iter().all(Value::is_string)),
         }
     }
 }
@@ -52,6 +58,16 @@ pub const fn nullish(name: &'static str, kind: Kind) -> Field {
         name,
         kind,
         nullable: true,
+        required: false,
+    }
+}
+
+/// May be absent, but not `null` (zod `optional`).
+pub const fn optional(name: &'static str, kind: Kind) -> Field {
+    Field {
+        name,
+        kind,
+        nullable: false,
         required: false,
     }
 }

@@ -28,7 +28,22 @@ pub const DEFAULT_FIELDS: &[&str] = &[
     "updated_at",
     "deleted_at",
 ];
-pub const ALLOWED_FIELDS: &[&str] = DEFAULT_FIELDS;
+pub const ALLOWED_FIELDS: &[&str] = &[
+    "id",
+    "company_name",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "metadata",
+    "has_account",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "addresses",
+    "groups",
+];
 
 pub const CUSTOMER_BODY: &[Field] = &[
     nullish("email", Kind::Email),
@@ -57,6 +72,7 @@ pub const LIST_PARAMS: &[&str] = &[
     "limit",
     "fields",
     "cursor",
+    "groups",
 ];
 pub const FIELDS_PARAM: &[&str] = &["fields"];
 
@@ -72,16 +88,51 @@ fn selection(params: &Params) -> ApiResult<Selection> {
     )
 }
 
-fn fields_only(raw: Option<String>) -> ApiResult<Selection> {
+/// The `fields` of a route that takes nothing else, as customer fields.
+pub fn customer_selection(raw: Option<String>) -> ApiResult<Selection> {
     let params = query::parse(raw.as_deref())?;
     query::reject_unknown(&params, FIELDS_PARAM)?;
     selection(&params)
 }
 
-fn render(customer: &Customer, selection: &Selection) -> Value {
+/// A customer's own fields, without relations.
+pub fn render_plain(customer: &Customer, selection: &Selection) -> Value {
     match serde_json::to_value(customer) {
         Ok(Value::Object(map)) => selection.project(map),
         _ => Value::Null,
+    }
+}
+
+/// A customer with the relations `fields` asks for (`*addresses`, `*groups`).
+pub async fn render_customer(
+    state: &AppState,
+    customer: &Customer,
+    selection: &Selection,
+) -> ApiResult<Value> {
+    let mut out = render_plain(customer, selection);
+    if selection.includes("addresses") {
+        let addresses = state.addresses.all(&customer.id).await?;
+        out["addresses"] = serde_json::to_value(addresses).unwrap_or_default();
+    }
+    if selection.includes("groups") {
+        let groups = state.groups.groups_of(&customer.id).await?;
+        out["groups"] = serde_json::to_value(groups).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// `groups` as ids: a value, a list, or `{id: …}` as the SDK may send it.
+fn group_filter(params: &Params) -> ApiResult<Option<Vec<String>>> {
+    match params.get("groups") {
+        Some(query::Param::Map(children)) => {
+            if let Some(other) = children.keys().find(|k| k.as_str() != "id") {
+                return Err(invalid(format!(
+                    "Invalid request: Unsupported group filter: {other}"
+                )));
+            }
+            query::strings(children, "id")
+        }
+        _ => query::strings(params, "groups"),
     }
 }
 
@@ -103,6 +154,7 @@ pub fn list_query(params: &Params) -> ApiResult<CustomerQuery> {
     Ok(CustomerQuery {
         q: query::string(params, "q")?.filter(|q| !q.is_empty()),
         ids: query::strings(params, "id")?,
+        groups: group_filter(params)?,
         emails: query::strings(params, "email")?,
         first_names: query::strings(params, "first_name")?,
         last_names: query::strings(params, "last_name")?,
@@ -133,8 +185,12 @@ pub async fn list(
     let query = list_query(&params)?;
     let selection = selection(&params)?;
     let page = state.customers.list(&query).await?;
+    let mut rendered = Vec::with_capacity(page.customers.len());
+    for c in &page.customers {
+        rendered.push(render_customer(&state, c, &selection).await?);
+    }
     let mut body = json!({
-        "customers": page.customers.iter().map(|c| render(c, &selection)).collect::<Vec<_>>(),
+        "customers": rendered,
         "count": page.count,
         "offset": query.offset,
         "limit": query.limit,
@@ -180,13 +236,15 @@ pub async fn create(
     RawQuery(raw): RawQuery,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let selection = fields_only(raw)?;
+    let selection = customer_selection(raw)?;
     let body = validate(body, CUSTOMER_BODY)?;
     let customer = state
         .customers
         .create(draft(&body), Some(actor.actor_id))
         .await?;
-    Ok(Json(json!({ "customer": render(&customer, &selection) })))
+    Ok(Json(
+        json!({ "customer": render_customer(&state, &customer, &selection).await? }),
+    ))
 }
 
 pub async fn retrieve(
@@ -195,9 +253,11 @@ pub async fn retrieve(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let selection = fields_only(raw)?;
+    let selection = customer_selection(raw)?;
     let customer = state.customers.retrieve(&id).await?;
-    Ok(Json(json!({ "customer": render(&customer, &selection) })))
+    Ok(Json(
+        json!({ "customer": render_customer(&state, &customer, &selection).await? }),
+    ))
 }
 
 pub async fn update(
@@ -207,10 +267,12 @@ pub async fn update(
     RawQuery(raw): RawQuery,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let selection = fields_only(raw)?;
+    let selection = customer_selection(raw)?;
     let body = validate(body, CUSTOMER_BODY)?;
     let customer = state.customers.update(&id, &patch(&body)).await?;
-    Ok(Json(json!({ "customer": render(&customer, &selection) })))
+    Ok(Json(
+        json!({ "customer": render_customer(&state, &customer, &selection).await? }),
+    ))
 }
 
 pub async fn delete(

@@ -1,12 +1,14 @@
 //! The HTTP API, shared by the local server and every Lambda: one route table, from which the
 //! router (whole or one route per Lambda) and the OpenAPI document are both built.
 
+pub mod addresses;
 pub mod auth;
 pub mod body;
 pub mod cursor;
 pub mod customers;
 pub mod error;
 pub mod fields;
+pub mod groups;
 pub mod openapi;
 pub mod query;
 
@@ -19,9 +21,11 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 use serde_json::{Value, json};
 use shared::DomainError;
+use shared::addresses::AddressService;
 use shared::auth::local::LocalIdentityProvider;
 use shared::auth::tokens::{TokenIssuer, TokenVerifier};
 use shared::customers::CustomerService;
+use shared::groups::GroupService;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -32,6 +36,8 @@ use self::error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub customers: CustomerService,
+    pub addresses: AddressService,
+    pub groups: GroupService,
     /// The local email/password provider, where this process signs people in itself.
     pub identity: Option<LocalIdentityProvider>,
     /// The local token issuer, whose keys `/.well-known/jwks.json` publishes.
@@ -51,6 +57,18 @@ pub enum Route {
     GetCustomer,
     UpdateCustomer,
     DeleteCustomer,
+    ListAddresses,
+    CreateAddress,
+    GetAddress,
+    UpdateAddress,
+    DeleteAddress,
+    BatchCustomerGroups,
+    ListGroups,
+    CreateGroup,
+    GetGroup,
+    UpdateGroup,
+    DeleteGroup,
+    BatchGroupCustomers,
 }
 
 /// What a route needs from the caller.
@@ -81,6 +99,12 @@ pub enum Response {
     Customer,
     CustomerList,
     CustomerDeleted,
+    AddressList,
+    Address,
+    AddressDeleted,
+    Group,
+    GroupList,
+    GroupDeleted,
 }
 
 const LOGIN_BODY: &[Field] = &[
@@ -179,6 +203,126 @@ pub const ROUTES: &[RouteSpec] = &[
         query: &[],
         response: Response::CustomerDeleted,
     },
+    RouteSpec {
+        route: Route::ListAddresses,
+        method: Method::GET,
+        path: "/admin/customers/{id}/addresses",
+        summary: "List a customer's addresses",
+        access: Access::Staff,
+        body: None,
+        query: addresses::LIST_PARAMS,
+        response: Response::AddressList,
+    },
+    RouteSpec {
+        route: Route::CreateAddress,
+        method: Method::POST,
+        path: "/admin/customers/{id}/addresses",
+        summary: "Add an address (answers with the customer)",
+        access: Access::Staff,
+        body: Some(addresses::ADDRESS_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::GetAddress,
+        method: Method::GET,
+        path: "/admin/customers/{id}/addresses/{address_id}",
+        summary: "Retrieve an address",
+        access: Access::Staff,
+        body: None,
+        query: customers::FIELDS_PARAM,
+        response: Response::Address,
+    },
+    RouteSpec {
+        route: Route::UpdateAddress,
+        method: Method::POST,
+        path: "/admin/customers/{id}/addresses/{address_id}",
+        summary: "Update an address (answers with the customer)",
+        access: Access::Staff,
+        body: Some(addresses::ADDRESS_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::DeleteAddress,
+        method: Method::DELETE,
+        path: "/admin/customers/{id}/addresses/{address_id}",
+        summary: "Soft-delete an address",
+        access: Access::Staff,
+        body: None,
+        query: customers::FIELDS_PARAM,
+        response: Response::AddressDeleted,
+    },
+    RouteSpec {
+        route: Route::BatchCustomerGroups,
+        method: Method::POST,
+        path: "/admin/customers/{id}/customer-groups",
+        summary: "Add a customer to groups and remove it from others",
+        access: Access::Staff,
+        body: Some(groups::BATCH_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::ListGroups,
+        method: Method::GET,
+        path: "/admin/customer-groups",
+        summary: "List customer groups",
+        access: Access::Staff,
+        body: None,
+        query: groups::LIST_PARAMS,
+        response: Response::GroupList,
+    },
+    RouteSpec {
+        route: Route::CreateGroup,
+        method: Method::POST,
+        path: "/admin/customer-groups",
+        summary: "Create a customer group",
+        access: Access::Staff,
+        body: Some(groups::CREATE_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Group,
+    },
+    RouteSpec {
+        route: Route::GetGroup,
+        method: Method::GET,
+        path: "/admin/customer-groups/{id}",
+        summary: "Retrieve a customer group",
+        access: Access::Staff,
+        body: None,
+        query: customers::FIELDS_PARAM,
+        response: Response::Group,
+    },
+    RouteSpec {
+        route: Route::UpdateGroup,
+        method: Method::POST,
+        path: "/admin/customer-groups/{id}",
+        summary: "Update a customer group",
+        access: Access::Staff,
+        body: Some(groups::UPDATE_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Group,
+    },
+    RouteSpec {
+        route: Route::DeleteGroup,
+        method: Method::DELETE,
+        path: "/admin/customer-groups/{id}",
+        summary: "Soft-delete a customer group and detach its members",
+        access: Access::Staff,
+        body: None,
+        query: &[],
+        response: Response::GroupDeleted,
+    },
+    RouteSpec {
+        route: Route::BatchGroupCustomers,
+        method: Method::POST,
+        path: "/admin/customer-groups/{id}/customers",
+        summary: "Add customers to a group and remove others (up to 1,000 ids)",
+        access: Access::Staff,
+        body: Some(groups::BATCH_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Group,
+    },
 ];
 
 pub fn spec(route: Route) -> &'static RouteSpec {
@@ -199,6 +343,18 @@ fn handler(route: Route) -> MethodRouter<AppState> {
         Route::GetCustomer => get(customers::retrieve),
         Route::UpdateCustomer => post(customers::update),
         Route::DeleteCustomer => delete(customers::delete),
+        Route::ListAddresses => get(addresses::list),
+        Route::CreateAddress => post(addresses::create),
+        Route::GetAddress => get(addresses::retrieve),
+        Route::UpdateAddress => post(addresses::update),
+        Route::DeleteAddress => delete(addresses::delete),
+        Route::BatchCustomerGroups => post(groups::batch_groups),
+        Route::ListGroups => get(groups::list),
+        Route::CreateGroup => post(groups::create),
+        Route::GetGroup => get(groups::retrieve),
+        Route::UpdateGroup => post(groups::update),
+        Route::DeleteGroup => delete(groups::delete),
+        Route::BatchGroupCustomers => post(groups::batch_customers),
     }
 }
 

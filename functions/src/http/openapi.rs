@@ -13,6 +13,7 @@ fn field_schema(field: &Field) -> Value {
         Kind::Email => json!({"type": "string", "format": "email"}),
         Kind::Boolean => json!({"type": "boolean"}),
         Kind::Record => json!({"type": "object", "additionalProperties": true}),
+        Kind::StringList => json!({"type": "array", "items": {"type": "string"}}),
     };
     if field.nullable {
         schema["nullable"] = json!(true);
@@ -71,9 +72,31 @@ fn response_schema(kind: Response) -> Value {
         Response::CustomerList => json!({"type": "object", "properties": {
             "customers": {"type": "array", "items": {"$ref": "#/components/schemas/Customer"}},
             "count": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}),
-        Response::CustomerDeleted => json!({"type": "object", "properties": {
-            "id": {"type": "string"}, "object": {"type": "string", "enum": ["customer"]}, "deleted": {"type": "boolean"}}}),
+        Response::CustomerDeleted => deleted("customer", false),
+        Response::AddressList => json!({"type": "object", "properties": {
+            "addresses": {"type": "array", "items": {"type": "object"}},
+            "count": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}),
+        Response::Address => {
+            json!({"type": "object", "properties": {"address": {"type": "object"}}})
+        }
+        Response::AddressDeleted => deleted("customer_address", true),
+        Response::Group => {
+            json!({"type": "object", "properties": {"customer_group": {"type": "object"}}})
+        }
+        Response::GroupList => json!({"type": "object", "properties": {
+            "customer_groups": {"type": "array", "items": {"type": "object"}},
+            "count": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}),
+        Response::GroupDeleted => deleted("customer_group", false),
     }
+}
+
+fn deleted(object: &str, with_parent: bool) -> Value {
+    let mut schema = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "object": {"type": "string", "enum": [object]}, "deleted": {"type": "boolean"}}});
+    if with_parent {
+        schema["properties"]["parent"] = json!({"$ref": "#/components/schemas/Customer"});
+    }
+    schema
 }
 
 fn error_response(description: &str) -> Value {

@@ -65,6 +65,8 @@ pub struct CustomerQuery {
     /// Case-insensitive substring over email, names, company and phone.
     pub q: Option<String>,
     pub ids: Option<Vec<String>>,
+    /// Members of any of these groups.
+    pub groups: Option<Vec<String>>,
     /// Case-insensitive, like uniqueness.
     pub emails: Option<Vec<String>>,
     pub first_names: Option<Vec<String>>,
@@ -87,6 +89,7 @@ impl Default for CustomerQuery {
         CustomerQuery {
             q: None,
             ids: None,
+            groups: None,
             emails: None,
             first_names: None,
             last_names: None,
@@ -124,6 +127,7 @@ impl CustomerQuery {
     pub fn is_unfiltered(&self) -> bool {
         self.q.is_none()
             && self.ids.is_none()
+            && self.groups.is_none()
             && self.emails.is_none()
             && self.first_names.is_none()
             && self.last_names.is_none()
@@ -135,7 +139,17 @@ impl CustomerQuery {
             && self.updated_at.is_empty()
     }
 
-    /// Whether a live customer matches every filter.
+    /// True when groups are the only filter (a group's members can then be paged from its index).
+    pub fn only_groups(&self) -> bool {
+        self.groups.is_some()
+            && CustomerQuery {
+                groups: None,
+                ..self.clone()
+            }
+            .is_unfiltered()
+    }
+
+    /// Whether a live customer matches every filter but `groups` (checked by the caller).
     pub fn matches(&self, c: &Customer) -> bool {
         if c.is_deleted() {
             return false;

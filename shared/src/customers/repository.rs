@@ -21,8 +21,8 @@ use super::{Customer, normalize_text, search};
 use crate::error::{DomainError, DomainResult};
 use crate::store::merge::MergedQuery;
 use crate::store::{
-    BatchOp, Condition, Index, Item, Key, KvStore, MAX_TRANSACTION_OPS, SortCondition, StoreError,
-    WriteOp,
+    BatchOp, Condition, Index, Item, Key, KvStore, MAX_TRANSACTION_OPS, Query, SortCondition,
+    StoreError, WriteOp,
 };
 
 const SHARDS: u32 = 8;
@@ -138,6 +138,10 @@ impl CustomerRepository {
         CustomerRepository { store }
     }
 
+    pub fn store(&self) -> Arc<dyn KvStore> {
+        self.store.clone()
+    }
+
     /// Search entries go in before the profile and stale ones out after it, so the search index
     /// is always a superset of what the profiles hold (see `search`).
     pub async fn create(&self, c: &Customer) -> DomainResult<()> {
@@ -154,6 +158,7 @@ impl CustomerRepository {
             key: counter_key(shard(&c.id)),
             attribute: "n".into(),
             delta: 1,
+            condition: None,
         });
         let result = match self.store.transact(ops).await {
             Ok(()) => return Ok(()),
@@ -264,6 +269,7 @@ impl CustomerRepository {
             key: counter_key(shard(&old.id)),
             attribute: "n".into(),
             delta: -1,
+            condition: None,
         });
         match self.store.transact(ops).await {
             Ok(()) => {
@@ -330,6 +336,27 @@ impl CustomerRepository {
     /// all only the page is read (from the cursor on) and the count comes from the counters.
     pub async fn list(&self, query: &CustomerQuery) -> DomainResult<CustomerPage> {
         let (order, direction) = query.order_or_default();
+        if let Some(groups) = &query.groups {
+            if let ([group], true, CustomerOrder::CreatedAt | CustomerOrder::Id) =
+                (groups.as_slice(), query.only_groups(), order)
+            {
+                return self
+                    .group_page(group, query, direction == Direction::Asc)
+                    .await;
+            }
+            let mut members = crate::groups::member_ids(&self.store, groups).await?;
+            if let Some(ids) = &query.ids {
+                members.retain(|m| ids.contains(m));
+            }
+            let ids: Vec<String> = members.into_iter().collect();
+            let matching = self
+                .by_ids(&ids)
+                .await?
+                .into_iter()
+                .filter(|c| query.matches(c))
+                .collect();
+            return Ok(page_in_memory(matching, query));
+        }
         let searchable = query.q.as_deref().filter(|q| search::indexable(q));
         let direct = match (&query.ids, &query.emails, searchable) {
             (Some(ids), _, _) => Some(self.by_ids(ids).await?),
@@ -397,6 +424,77 @@ impl CustomerRepository {
             None
         };
         Ok(window.finish(order, count))
+    }
+
+    /// A page of one group's members in creation order, read from the membership index from
+    /// the cursor (or offset) on: the same cost per page whatever the group's size.
+    async fn group_page(
+        &self,
+        group: &str,
+        query: &CustomerQuery,
+        forward: bool,
+    ) -> DomainResult<CustomerPage> {
+        let Some(count) = crate::groups::live_member_count(&self.store, group).await? else {
+            return Ok(CustomerPage {
+                customers: Vec::new(),
+                count: 0,
+                next_after: None,
+            });
+        };
+        let mut q = Query::new(Index::Gsi1, crate::groups::members_partition(group));
+        q.forward = forward;
+        q.limit = (query.offset + query.limit + 1).min(1000);
+        q.sort = match (&query.after, forward) {
+            (Some(after), true) => SortCondition::Between(after.clone(), MAX_KEY.to_owned()),
+            (Some(after), false) => SortCondition::Between(MIN_KEY.to_owned(), after.clone()),
+            (None, _) => SortCondition::Any,
+        };
+        let wanted = query.offset + query.limit + 1;
+        let mut ids = Vec::with_capacity(wanted);
+        loop {
+            let page = self.store.query(&q).await?;
+            ids.extend(
+                page.items
+                    .iter()
+                    .filter_map(|i| {
+                        i.get("customer_id")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    })
+                    .filter(|id| query.after.as_ref() != Some(id)),
+            );
+            match page.last_key {
+                Some(next) if ids.len() < wanted => q.start_after = Some(next),
+                _ => break,
+            }
+        }
+        let more = ids.len() > query.offset + query.limit;
+        let page_ids: Vec<String> = ids
+            .into_iter()
+            .skip(query.offset)
+            .take(query.limit)
+            .collect();
+        let mut found: std::collections::HashMap<String, Customer> = self
+            .by_ids(&page_ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let customers: Vec<Customer> = page_ids
+            .iter()
+            .filter_map(|id| found.remove(id))
+            .filter(|c| !c.is_deleted())
+            .collect();
+        let next_after = if more {
+            customers.last().map(|c| c.id.clone())
+        } else {
+            None
+        };
+        Ok(CustomerPage {
+            customers,
+            count,
+            next_after,
+        })
     }
 
     async fn scan(

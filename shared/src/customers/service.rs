@@ -92,12 +92,15 @@ impl CustomerService {
         )))
     }
 
-    /// Soft delete. Deleting a missing or already deleted customer succeeds, as in Medusa.
+    /// Soft delete: the customer first (so nothing new attaches to it), then its addresses are
+    /// soft-deleted and its group memberships removed. Deleting a missing customer succeeds, as
+    /// in Medusa; deleting a deleted one finishes an interrupted clean-up.
     pub async fn delete(&self, id: &str) -> DomainResult<()> {
         for _ in 0..UPDATE_ATTEMPTS {
             let current = match self.repo.get(id).await? {
                 Some(c) if !c.is_deleted() => c,
-                _ => return Ok(()),
+                Some(_) => return self.clean_up_deleted(id).await,
+                None => return Ok(()),
             };
             match self
                 .repo
@@ -106,7 +109,7 @@ impl CustomerService {
             {
                 Ok(()) => {
                     tracing::info!(customer_id = %id, "customer deleted");
-                    return Ok(());
+                    return self.clean_up_deleted(id).await;
                 }
                 Err(WriteRejected::Stale) => continue,
                 Err(WriteRejected::Domain(e)) => return Err(e),
@@ -115,6 +118,16 @@ impl CustomerService {
         Err(DomainError::Conflict(format!(
             "Customer {id} is being changed by other requests, please retry."
         )))
+    }
+
+    async fn clean_up_deleted(&self, id: &str) -> DomainResult<()> {
+        let store = self.repo.store();
+        crate::addresses::AddressService::new(store.clone(), self.clock.clone(), self.ids.clone())
+            .delete_all(id)
+            .await?;
+        crate::groups::GroupService::new(store, self.clock.clone(), self.ids.clone())
+            .detach_customer(id)
+            .await
     }
 
     pub async fn list(&self, query: &CustomerQuery) -> DomainResult<CustomerPage> {

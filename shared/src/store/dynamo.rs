@@ -88,6 +88,15 @@ fn condition_expr(condition: &Condition) -> Result<Expr, StoreError> {
     let text = match condition {
         Condition::Exists => "attribute_exists(#pk)".to_owned(),
         Condition::NotExists => "attribute_not_exists(#pk)".to_owned(),
+        // `=` does not compare NULLs reliably: ask for the attribute's type instead.
+        Condition::Equals {
+            attribute,
+            value: serde_json::Value::Null,
+        } => {
+            names.insert("#c".into(), attribute.clone());
+            values.insert(":c".into(), AttributeValue::S("NULL".into()));
+            "attribute_exists(#pk) AND attribute_type(#c, :c)".to_owned()
+        }
         Condition::Equals { attribute, value } => {
             names.insert("#c".into(), attribute.clone());
             values.insert(
@@ -239,16 +248,29 @@ impl DynamoStore {
                 key,
                 attribute,
                 delta,
-            } => TransactWriteItem::builder().update(
-                Update::builder()
+                condition,
+            } => {
+                let mut names = HashMap::from([("#a".to_owned(), attribute.clone())]);
+                let mut values =
+                    HashMap::from([(":d".to_owned(), AttributeValue::N(delta.to_string()))]);
+                let mut update = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_attrs(key)))
-                    .update_expression("ADD #a :d")
-                    .expression_attribute_names("#a", attribute)
-                    .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
-                    .build()
-                    .map_err(backend)?,
-            ),
+                    .update_expression("ADD #a :d");
+                if let Some(c) = condition {
+                    let e = condition_expr(c)?;
+                    names.extend(e.names);
+                    values.extend(e.values);
+                    update = update.condition_expression(e.text);
+                }
+                TransactWriteItem::builder().update(
+                    update
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                        .build()
+                        .map_err(backend)?,
+                )
+            }
         };
         Ok(built.build())
     }

@@ -207,6 +207,7 @@ impl<'t> Tables<'t> {
                     key,
                     attribute,
                     delta,
+                    ..
                 } => {
                     let mut item = old.clone().unwrap_or_else(|| {
                         let mut fresh = Item::new();

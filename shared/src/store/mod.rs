@@ -137,11 +137,13 @@ pub enum WriteOp {
         key: Key,
         condition: Condition,
     },
-    /// Adds `delta` to a numeric attribute, creating the item (with its key only) when missing.
+    /// Adds `delta` to a numeric attribute, creating the item (with its key only) when missing
+    /// and the condition (if any) allows it.
     Add {
         key: Key,
         attribute: String,
         delta: i64,
+        condition: Option<Condition>,
     },
 }
 
@@ -157,11 +159,10 @@ impl WriteOp {
 
     pub fn condition(&self) -> Option<&Condition> {
         match self {
-            WriteOp::Put { condition, .. } | WriteOp::Delete { condition, .. } => {
-                condition.as_ref()
-            }
+            WriteOp::Put { condition, .. }
+            | WriteOp::Delete { condition, .. }
+            | WriteOp::Add { condition, .. } => condition.as_ref(),
             WriteOp::Check { condition, .. } => Some(condition),
-            WriteOp::Add { .. } => None,
         }
     }
 }

@@ -114,6 +114,7 @@ async fn transactions_are_all_or_nothing(backend: Backend) {
                 key: Key::new("T", "count"),
                 attribute: "n".into(),
                 delta: 1,
+                condition: None,
             },
         ])
         .await;
@@ -166,6 +167,7 @@ async fn counters_add_atomically(backend: Backend) {
                     key,
                     attribute: "n".into(),
                     delta: if i % 4 == 0 { -1 } else { 2 },
+                    condition: None,
                 }])
                 .await
             })
@@ -177,6 +179,41 @@ async fn counters_add_atomically(backend: Backend) {
     assert_eq!(
         s.get(&key).await.unwrap().unwrap()["n"].as_i64(),
         Some(15 * 2 - 5)
+    );
+    // A guarded counter does not move, or create its item, when the guard fails.
+    let guarded = |condition| WriteOp::Add {
+        key: Key::new("C", "guarded"),
+        attribute: "n".into(),
+        delta: 1,
+        condition: Some(condition),
+    };
+    assert_eq!(
+        s.transact(vec![guarded(Condition::Exists)]).await,
+        Err(StoreError::ConditionFailed { index: 0 })
+    );
+    assert_eq!(s.get(&Key::new("C", "guarded")).await.unwrap(), None);
+    s.transact(vec![put(
+        item("C", "guarded", json!({"deleted_at": null})),
+        None,
+    )])
+    .await
+    .unwrap();
+    s.transact(vec![guarded(Condition::equals("deleted_at", Value::Null))])
+        .await
+        .unwrap();
+    s.transact(vec![put(
+        item("C", "guarded", json!({"deleted_at": "now", "n": 1})),
+        None,
+    )])
+    .await
+    .unwrap();
+    let refused = s
+        .transact(vec![guarded(Condition::equals("deleted_at", Value::Null))])
+        .await;
+    assert_eq!(refused, Err(StoreError::ConditionFailed { index: 0 }));
+    assert_eq!(
+        s.get(&Key::new("C", "guarded")).await.unwrap().unwrap()["n"],
+        json!(1)
     );
 }
 
