@@ -19,8 +19,16 @@ use crate::http::AppState;
 #[error("start-up failed: {0}")]
 pub struct StartupError(pub String);
 
+/// AWS settings from the environment, with timeouts: without them a stalled connection
+/// would hold a request until the Lambda itself times out.
 pub async fn aws_config() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .operation_attempt_timeout(std::time::Duration::from_secs(10))
+        .operation_timeout(std::time::Duration::from_secs(30))
+        .build();
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
         .load()
         .await
 }

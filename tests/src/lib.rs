@@ -109,6 +109,9 @@ pub fn test_config(data_dir: PathBuf) -> Config {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Option<TestServer> {
+        if std::env::var_os("RUST_LOG").is_some() {
+            functions::app::init_tracing(false);
+        }
         let store = fresh_store(backend).await?;
         let config = test_config(temp_dir("server"));
         let (ready, addr) = tokio::sync::oneshot::channel();
