@@ -486,10 +486,10 @@ impl KvStore for DynamoStore {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_transaction(&ops)?;
         // One write needs no transaction (which would cost twice the capacity).
-        if let [op] = ops.as_slice() {
-            if !matches!(op, WriteOp::Check { .. }) {
-                return self.write_one(op).await;
-            }
+        if let [op] = ops.as_slice()
+            && !matches!(op, WriteOp::Check { .. })
+        {
+            return self.write_one(op).await;
         }
         let items = ops
             .iter()
