@@ -1,4 +1,4 @@
-//! Lambda for one route; see `functions::lambda`.
+//! Lambda for `POST /admin/customers/{id}`; see `functions::lambda`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
