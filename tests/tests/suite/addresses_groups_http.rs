@@ -51,6 +51,12 @@ async fn addresses_and_defaults(backend: Backend) {
         (json!("John"), json!("us"), json!(cid))
     );
     let first = id(&addresses[0]);
+    // 6: q with *addresses on the list.
+    let (_, found) = s
+        .get("/admin/customers?q=addr@x.com&fields=*addresses")
+        .await;
+    assert_eq!(found["count"], json!(1));
+    assert_eq!(id(&found["customers"][0]["addresses"][0]), first);
     // 8 (with addresses): *addresses,*groups on retrieve.
     let (_, got) = s
         .get(&format!("/admin/customers/{cid}?fields=*addresses,*groups"))
