@@ -259,10 +259,12 @@ impl AddressQuery {
             }
         }
         self.exact.iter().all(|(field, wanted)| {
+            // Country codes are stored lower-cased; every other field matches exactly.
             a.text(field).is_some_and(|v| {
-                wanted
-                    .iter()
-                    .any(|w| w.eq_ignore_ascii_case(v) && (*field == "country_code" || w == v))
+                wanted.iter().any(|w| match *field {
+                    "country_code" => w.eq_ignore_ascii_case(v),
+                    _ => w == v,
+                })
             })
         })
     }

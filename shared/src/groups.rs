@@ -259,14 +259,6 @@ impl GroupService {
         }
     }
 
-    /// Live members, from the counter kept with the memberships.
-    pub async fn member_count(&self, id: &str) -> DomainResult<usize> {
-        match self.load(id).await? {
-            Some((g, n)) if !g.is_deleted() => Ok(usize::try_from(n).unwrap_or(0)),
-            _ => Err(not_found(id)),
-        }
-    }
-
     pub async fn create(
         &self,
         name: &str,

@@ -62,34 +62,15 @@ const ADDRESS_FIELDS: &[&str] = &[
     "created_at",
     "updated_at",
 ];
-const ALLOWED_FIELDS: &[&str] = &[
-    "id",
-    "address_name",
-    "company",
-    "customer_id",
-    "first_name",
-    "last_name",
-    "address_1",
-    "address_2",
-    "city",
-    "province",
-    "postal_code",
-    "country_code",
-    "phone",
-    "metadata",
-    "created_at",
-    "updated_at",
-    "is_default_shipping",
-    "is_default_billing",
-    "deleted_at",
-];
+/// Requested explicitly only (`*addresses` on a customer shows them all).
+const EXTRA_FIELDS: &[&str] = &["is_default_shipping", "is_default_billing", "deleted_at"];
 
 fn render(address: &Address, selection: &super::fields::Selection) -> Value {
     let Ok(Value::Object(full)) = serde_json::to_value(address) else {
         return Value::Null;
     };
     let mut ordered = Map::new();
-    for name in ALLOWED_FIELDS {
+    for name in ADDRESS_FIELDS.iter().chain(EXTRA_FIELDS) {
         if let Some(v) = full.get(*name).filter(|_| selection.includes(name)) {
             ordered.insert((*name).to_owned(), v.clone());
         }
@@ -101,7 +82,7 @@ fn address_selection(params: &Params) -> ApiResult<super::fields::Selection> {
     super::fields::Selection::parse(
         query::string(params, "fields")?.as_deref(),
         ADDRESS_FIELDS,
-        ALLOWED_FIELDS,
+        EXTRA_FIELDS,
     )
 }
 

@@ -28,22 +28,7 @@ pub const DEFAULT_FIELDS: &[&str] = &[
     "updated_at",
     "deleted_at",
 ];
-pub const ALLOWED_FIELDS: &[&str] = &[
-    "id",
-    "company_name",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "metadata",
-    "has_account",
-    "created_by",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "addresses",
-    "groups",
-];
+pub const RELATIONS: &[&str] = &["addresses", "groups"];
 
 pub const CUSTOMER_BODY: &[Field] = &[
     nullish("email", Kind::Email),
@@ -84,7 +69,7 @@ fn selection(params: &Params) -> ApiResult<Selection> {
     Selection::parse(
         query::string(params, "fields")?.as_deref(),
         DEFAULT_FIELDS,
-        ALLOWED_FIELDS,
+        RELATIONS,
     )
 }
 

@@ -11,7 +11,8 @@ pub struct Selection {
 }
 
 impl Selection {
-    pub fn parse(raw: Option<&str>, defaults: &[&str], allowed: &[&str]) -> ApiResult<Selection> {
+    /// `extra` are the fields allowed on request beyond the defaults (relations, rarer columns).
+    pub fn parse(raw: Option<&str>, defaults: &[&str], extra: &[&str]) -> ApiResult<Selection> {
         let mut fields: Vec<String> = defaults.iter().map(|f| f.to_string()).collect();
         let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
             return Ok(Selection { fields });
@@ -31,7 +32,7 @@ impl Selection {
                 _ => (' ', entry),
             };
             let name = name.strip_suffix(".*").unwrap_or(name);
-            if !allowed.contains(&name) {
+            if !defaults.contains(&name) && !extra.contains(&name) {
                 unknown.push(name.to_owned());
                 continue;
             }
@@ -76,11 +77,11 @@ mod tests {
 
     #[test]
     fn plain_list_replaces_prefixed_entries_adjust() {
-        let s = Selection::parse(Some("email"), DEFAULTS, DEFAULTS).unwrap();
+        let s = Selection::parse(Some("email"), DEFAULTS, &[]).unwrap();
         assert!(s.includes("id") && s.includes("email") && !s.includes("first_name"));
-        let s = Selection::parse(Some("-first_name"), DEFAULTS, DEFAULTS).unwrap();
+        let s = Selection::parse(Some("-first_name"), DEFAULTS, &[]).unwrap();
         assert!(s.includes("email") && !s.includes("first_name"));
-        let err = Selection::parse(Some("*orders,bogus"), DEFAULTS, DEFAULTS).unwrap_err();
+        let err = Selection::parse(Some("*orders,bogus"), DEFAULTS, &[]).unwrap_err();
         assert!(format!("{:?}", err.0).contains("Requested fields [orders, bogus] are not valid"));
     }
 }

@@ -48,16 +48,7 @@ const DEFAULT_FIELDS: &[&str] = &[
     "deleted_at",
     "metadata",
 ];
-const ALLOWED_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "created_by",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "metadata",
-    "customers",
-];
+const RELATIONS: &[&str] = &["customers"];
 /// Most members `*customers` shows; larger groups are listed with `GET /admin/customers?groups=…`.
 const MAX_EXPANDED_MEMBERS: usize = 1000;
 
@@ -65,7 +56,7 @@ fn selection(params: &Params) -> ApiResult<Selection> {
     Selection::parse(
         query::string(params, "fields")?.as_deref(),
         DEFAULT_FIELDS,
-        ALLOWED_FIELDS,
+        RELATIONS,
     )
 }
 
@@ -91,11 +82,7 @@ async fn render(
             ..Default::default()
         };
         let members = state.customers.list(&query).await?;
-        let plain = Selection::parse(
-            None,
-            super::customers::DEFAULT_FIELDS,
-            super::customers::ALLOWED_FIELDS,
-        )?;
+        let plain = Selection::parse(None, super::customers::DEFAULT_FIELDS, &[])?;
         out["customers"] = Value::Array(
             members
                 .customers

@@ -423,7 +423,7 @@ impl CustomerRepository {
         } else {
             None
         };
-        Ok(window.finish(order, count))
+        Ok(window.finish(count))
     }
 
     /// A page of one group's members in creation order, read from the membership index from
@@ -555,7 +555,7 @@ fn page_in_memory(mut all: Vec<Customer>, query: &CustomerQuery) -> CustomerPage
     for (key, customer) in keyed {
         window.offer(customer, key);
     }
-    window.finish(order, None)
+    window.finish(None)
 }
 
 /// The value a listing is ordered by, as one string: the index sort key where an index serves
@@ -645,7 +645,7 @@ impl<'q> Window<'q> {
         }
     }
 
-    fn finish(self, _order: CustomerOrder, count: Option<usize>) -> CustomerPage {
+    fn finish(self, count: Option<usize>) -> CustomerPage {
         let next_after = if self.more {
             self.page.last().map(|(key, _)| key.clone())
         } else {
