@@ -3,9 +3,13 @@
 use std::sync::Arc;
 
 use shared::addresses::AddressService;
+use shared::api_keys::ApiKeyService;
 use shared::auth::local::LocalIdentityProvider;
+use shared::auth::sessions::SessionStore;
 use shared::auth::tokens::{RemoteKeys, SigningKey, TokenIssuer, TokenVerifier};
+use shared::auth::{Authenticator, IdentityProvider};
 use shared::customers::{CustomerRepository, CustomerService};
+use shared::events::{EventSink, FileEventSink, LogEventSink};
 use shared::groups::GroupService;
 use shared::ports::{Clock, IdGenerator, SystemClock, UlidGenerator};
 use shared::store::KvStore;
@@ -72,6 +76,8 @@ struct Services {
     customers: CustomerService,
     addresses: AddressService,
     groups: GroupService,
+    api_keys: ApiKeyService,
+    sessions: SessionStore,
 }
 
 fn services(store: Arc<dyn KvStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Services {
@@ -82,7 +88,29 @@ fn services(store: Arc<dyn KvStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGener
             ids.clone(),
         ),
         addresses: AddressService::new(store.clone(), clock.clone(), ids.clone()),
-        groups: GroupService::new(store, clock, ids),
+        groups: GroupService::new(store.clone(), clock.clone(), ids.clone()),
+        api_keys: ApiKeyService::new(store.clone(), clock.clone(), ids),
+        sessions: SessionStore::new(store, clock),
+    }
+}
+
+fn state_from(
+    domain: Services,
+    identity: Option<Arc<dyn IdentityProvider>>,
+    issuer: Option<Arc<TokenIssuer>>,
+    auth: Authenticator,
+    config: &Config,
+) -> AppState {
+    AppState {
+        customers: domain.customers,
+        addresses: domain.addresses,
+        groups: domain.groups,
+        api_keys: domain.api_keys,
+        sessions: domain.sessions,
+        identity,
+        issuer,
+        auth: Arc::new(auth),
+        secure_cookies: config.secure_cookies,
     }
 }
 
@@ -99,6 +127,16 @@ fn external_verifier(
     ))
 }
 
+/// Where domain events go: a file in the data folder locally, the log elsewhere.
+fn event_sink(config: &Config) -> Arc<dyn EventSink> {
+    match config.store {
+        StoreConfig::Embedded => {
+            Arc::new(FileEventSink::new(config.data_dir.join("events.ndjson")))
+        }
+        StoreConfig::DynamoDb { .. } => Arc::new(LogEventSink),
+    }
+}
+
 /// The local server's (and the tests') state: any store, and local sign-in unless an external
 /// issuer is configured.
 pub async fn build_state(
@@ -108,59 +146,64 @@ pub async fn build_state(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGenerator> = Arc::new(UlidGenerator::default());
     let domain = services(store.clone(), clock.clone(), ids.clone());
-    let (identity, issuer, verifier) = match &config.auth {
-        AuthConfig::Local { issuer } => {
+    let mut verifiers = Vec::new();
+    let mut local = None;
+    let mut issuer = None;
+    match &config.auth {
+        AuthConfig::Local { issuer: name } => {
             let key = SigningKey::load_or_create(&config.data_dir.join("jwt-signing-key.json"))
                 .map_err(|e| StartupError(e.to_string()))?;
-            let issuer = Arc::new(TokenIssuer::new(
+            let signer = Arc::new(TokenIssuer::new(
                 key,
-                issuer.clone(),
+                name.clone(),
                 config.token_ttl_seconds,
             ));
-            let verifier = Arc::new(issuer.verifier());
-            let identity = LocalIdentityProvider::new(store.clone(), issuer.clone(), clock, ids);
-            (Some(identity), Some(issuer), Some(verifier))
+            verifiers.push(Arc::new(signer.verifier()));
+            local = Some(Arc::new(LocalIdentityProvider::new(
+                store.clone(),
+                signer.clone(),
+                clock,
+                ids,
+                event_sink(config),
+            )));
+            issuer = Some(signer);
         }
         AuthConfig::External {
             issuer,
             jwks_url,
             audience,
-        } => (
-            None,
-            None,
-            Some(external_verifier(issuer, jwks_url, audience)),
-        ),
-        AuthConfig::AuthorizerOnly => (None, None, None),
-    };
+        } => verifiers.push(external_verifier(issuer, jwks_url, audience)),
+        AuthConfig::AuthorizerOnly => {}
+    }
     if let (Some(identity), Some(email), Some(password)) =
-        (&identity, &config.admin_email, &config.admin_password)
+        (&local, &config.admin_email, &config.admin_password)
     {
         identity
             .ensure_first_staff_user(email, password)
             .await
             .map_err(|e| StartupError(format!("cannot create the first staff user: {e}")))?;
     }
-    Ok(AppState {
-        customers: domain.customers,
-        addresses: domain.addresses,
-        groups: domain.groups,
+    let identity = local.map(|l| l as Arc<dyn IdentityProvider>);
+    Ok(state_from(
+        domain,
         identity,
         issuer,
-        verifier,
-    })
+        Authenticator::new(verifiers, store),
+        config,
+    ))
 }
 
 /// A Lambda's state: DynamoDB, and tokens checked by the API Gateway authorizer or an external
 /// issuer's JWKS — never local sign-in, whose code then stays out of the binary.
 pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupError> {
     let store = open_dynamo(config).await?;
-    let verifier = match &config.auth {
+    let verifiers = match &config.auth {
         AuthConfig::External {
             issuer,
             jwks_url,
             audience,
-        } => Some(external_verifier(issuer, jwks_url, audience)),
-        AuthConfig::AuthorizerOnly => None,
+        } => vec![external_verifier(issuer, jwks_url, audience)],
+        AuthConfig::AuthorizerOnly => Vec::new(),
         AuthConfig::Local { .. } => {
             return Err(StartupError(
                 "local sign-in is not available in Lambda".into(),
@@ -168,18 +211,17 @@ pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupErro
         }
     };
     let domain = services(
-        store,
+        store.clone(),
         Arc::new(SystemClock),
         Arc::new(UlidGenerator::default()),
     );
-    Ok(AppState {
-        customers: domain.customers,
-        addresses: domain.addresses,
-        groups: domain.groups,
-        identity: None,
-        issuer: None,
-        verifier,
-    })
+    Ok(state_from(
+        domain,
+        None,
+        None,
+        Authenticator::new(verifiers, store),
+        config,
+    ))
 }
 
 pub fn init_tracing(json: bool) {

@@ -37,6 +37,8 @@ pub struct Config {
     pub json_logs: bool,
     /// Page cache of the embedded store.
     pub store_cache_bytes: usize,
+    /// Session cookies marked `Secure; SameSite=None` (`COOKIE_SECURE`; on by default in Lambda).
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -135,7 +137,12 @@ impl Config {
                 })?,
             None => shared::store::embedded::DEFAULT_CACHE_BYTES,
         };
+        let secure_cookies = match get("COOKIE_SECURE") {
+            Some(_) => flag("COOKIE_SECURE")?,
+            None => mode == Mode::Lambda,
+        };
         Ok(Config {
+            secure_cookies,
             store_cache_bytes,
             host: get("HOST").unwrap_or_else(|| "127.0.0.1".into()),
             port,

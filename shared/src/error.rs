@@ -27,6 +27,9 @@ pub enum DomainError {
     /// 422 `duplicate_error`.
     #[error("{0}")]
     Duplicate(String),
+    /// Too many attempts (failed sign-ins) in a short time. 429.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The store is throttling or unreachable; the client may retry. 503.
     #[error("{0}")]
     Unavailable(String),

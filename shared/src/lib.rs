@@ -2,10 +2,12 @@
 //! they run on (store, identity). Nothing here knows about HTTP.
 
 pub mod addresses;
+pub mod api_keys;
 pub mod auth;
 pub mod backoff;
 pub mod customers;
 pub mod error;
+pub mod events;
 pub mod groups;
 pub mod ports;
 pub mod store;

@@ -104,6 +104,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         token_ttl_seconds: 3600,
         json_logs: false,
         store_cache_bytes: 16 * 1024 * 1024,
+        secure_cookies: false,
     }
 }
 

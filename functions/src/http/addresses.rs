@@ -104,8 +104,18 @@ pub async fn list(
     Path(customer_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
+    list_of(&state, &customer_id, raw, LIST_PARAMS).await
+}
+
+/// One customer's addresses, filtered by the `allowed` query parameters.
+pub async fn list_of(
+    state: &AppState,
+    customer_id: &str,
+    raw: Option<String>,
+    allowed: &[&str],
+) -> ApiResult<Json<Value>> {
     let params = query::parse(raw.as_deref())?;
-    query::reject_unknown(&params, LIST_PARAMS)?;
+    query::reject_unknown(&params, allowed)?;
     let selection = address_selection(&params)?;
     let mut exact = Vec::new();
     for field in ["company", "city", "country_code", "province", "postal_code"] {
@@ -121,7 +131,7 @@ pub async fn list(
             .unwrap_or(50)
             .min(super::customers::MAX_LIMIT),
     };
-    let (addresses, count) = state.addresses.list(&customer_id, &address_query).await?;
+    let (addresses, count) = state.addresses.list(customer_id, &address_query).await?;
     Ok(Json(json!({
         "addresses": addresses.iter().map(|a| render(a, &selection)).collect::<Vec<_>>(),
         "count": count,
@@ -136,10 +146,19 @@ pub async fn retrieve(
     Path((customer_id, address_id)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
+    retrieve_of(&state, &customer_id, &address_id, raw).await
+}
+
+pub async fn retrieve_of(
+    state: &AppState,
+    customer_id: &str,
+    address_id: &str,
+    raw: Option<String>,
+) -> ApiResult<Json<Value>> {
     let params = query::parse(raw.as_deref())?;
     query::reject_unknown(&params, &["fields"])?;
     let selection = address_selection(&params)?;
-    let address = state.addresses.retrieve(&customer_id, &address_id).await?;
+    let address = state.addresses.retrieve(customer_id, address_id).await?;
     Ok(Json(json!({ "address": render(&address, &selection) })))
 }
 

@@ -1,16 +1,23 @@
-//! Who is calling, and the sign-in route.
+//! Who is calling (bearer token, session cookie, secret API key, or the claims API Gateway
+//! verified), the extractors routes declare their access with, and Medusa's `/auth/*` routes.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
-use axum::http::header::AUTHORIZATION;
+use axum::extract::{FromRequestParts, Path, Query, RawQuery, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use serde_json::{Map, Value, json};
 use shared::DomainError;
-use shared::auth::AuthContext;
+use shared::auth::{ACTOR_TYPES, AuthContext, Credentials, IdentityProvider, SignIn};
 
 use super::AppState;
 use super::body::JsonBody;
 use super::error::{ApiError, ApiResult};
+
+/// Express-session's cookie name, which Medusa keeps.
+pub const SESSION_COOKIE: &str = "connect.sid";
 
 /// Claims the API Gateway JWT authorizer already verified, when running behind it. HTTP APIs
 /// pass every claim as a string, so JSON-valued claims are parsed back.
@@ -39,27 +46,68 @@ fn authorizer_claims(parts: &Parts) -> Option<Map<String, Value>> {
     )
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+fn credentials<'a>(headers: &'a HeaderMap, wanted: &str) -> Option<&'a str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
+    scheme.eq_ignore_ascii_case(wanted).then_some(token.trim())
 }
 
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    credentials(headers, "bearer").filter(|t| !t.is_empty())
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The caller, from (in order) the authorizer's claims, a bearer token, a secret API key
+/// (`Basic base64("sk_…:")`) or the session cookie. A credential that is present but does not
+/// verify is a 401, never a fall-through to the next kind.
 pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthContext, DomainError> {
     if let Some(claims) = authorizer_claims(parts) {
-        return AuthContext::from_claims(&claims).ok_or(DomainError::Unauthenticated);
+        return state.auth.from_verified_claims(&claims).await;
     }
-    let token = bearer(parts).ok_or(DomainError::Unauthenticated)?;
-    let verifier = state
-        .verifier
-        .as_ref()
-        .ok_or(DomainError::Unauthenticated)?;
-    verifier.authenticate(token).await
+    if let Some(token) = bearer(&parts.headers) {
+        return state.auth.from_token(token).await;
+    }
+    if let Some(basic) = credentials(&parts.headers, "basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .map_err(|_| DomainError::Unauthenticated)?;
+        let text = String::from_utf8(decoded).map_err(|_| DomainError::Unauthenticated)?;
+        let secret = text.split(':').next().unwrap_or_default();
+        let key = state
+            .api_keys
+            .authenticate_secret(secret)
+            .await?
+            .ok_or(DomainError::Unauthenticated)?;
+        return Ok(AuthContext {
+            actor_id: key.id,
+            actor_type: "api-key".into(),
+            auth_identity_id: String::new(),
+            app_metadata: Map::new(),
+        });
+    }
+    if let Some(id) = session_id(&parts.headers) {
+        return state
+            .sessions
+            .get(&id)
+            .await?
+            .ok_or(DomainError::Unauthenticated);
+    }
+    Err(DomainError::Unauthenticated)
 }
 
-/// A signed-in staff user (actor type `user` with an actor id); anything else is a 401.
+/// A signed-in staff user (or secret API key); anything else is a 401.
 pub struct Staff(pub AuthContext);
 
 impl FromRequestParts<AppState> for Staff {
@@ -78,22 +126,323 @@ impl FromRequestParts<AppState> for Staff {
     }
 }
 
-/// `POST /auth/user/emailpass {email, password}` → `{token}`.
-pub async fn user_login(
+/// Any signed-in identity, linked to an actor or not (Medusa's `allowUnregistered`).
+pub struct Identity(pub AuthContext);
+
+impl FromRequestParts<AppState> for Identity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let context = authenticate(parts, state).await?;
+        if context.auth_identity_id.is_empty() {
+            return Err(ApiError(DomainError::Unauthenticated));
+        }
+        Ok(Identity(context))
+    }
+}
+
+/// A request to a `/store/*` route: it carries a valid publishable key.
+pub struct Storefront;
+
+impl FromRequestParts<AppState> for Storefront {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get("x-publishable-api-key")
+            .and_then(|v| v.to_str().ok());
+        state.api_keys.check_publishable(header).await?;
+        Ok(Storefront)
+    }
+}
+
+/// A customer identity on a store route, with or without a customer record yet.
+pub struct CustomerIdentity(pub AuthContext);
+
+impl FromRequestParts<AppState> for CustomerIdentity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let context = authenticate(parts, state).await?;
+        if context.actor_type != "customer" || context.auth_identity_id.is_empty() {
+            return Err(ApiError(DomainError::Unauthenticated));
+        }
+        Ok(CustomerIdentity(context))
+    }
+}
+
+/// A signed-in customer with a customer record (`/store/customers/me*`).
+pub struct Shopper(pub AuthContext);
+
+impl FromRequestParts<AppState> for Shopper {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let context = authenticate(parts, state).await?;
+        if !context.is_registered_customer() {
+            return Err(ApiError(DomainError::Unauthenticated));
+        }
+        tracing::Span::current().record("actor", context.actor_id.as_str());
+        Ok(Shopper(context))
+    }
+}
+
+fn provider(state: &AppState) -> ApiResult<&dyn IdentityProvider> {
+    state.identity.as_deref().ok_or_else(|| {
+        ApiError(DomainError::NotAllowed(
+            "Sign-in is not served by this function".into(),
+        ))
+    })
+}
+
+fn check_actor(actor: &str) -> ApiResult<()> {
+    if ACTOR_TYPES.contains(&actor) {
+        Ok(())
+    } else {
+        Err(ApiError(DomainError::InvalidData(format!(
+            "Unknown actor type: {actor}. Expected one of: {}",
+            ACTOR_TYPES.join(", ")
+        ))))
+    }
+}
+
+fn object(body: Value) -> ApiResult<Map<String, Value>> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError(DomainError::InvalidData(
+            "Invalid request: the body must be a JSON object".into(),
+        ))),
+    }
+}
+
+fn sign_in_body(outcome: SignIn) -> Json<Value> {
+    Json(match outcome {
+        SignIn::Token(token) => json!({ "token": token }),
+        SignIn::Redirect(location) => json!({ "location": location }),
+        SignIn::VerificationRequired => json!({ "verification_required": true }),
+    })
+}
+
+/// `email` and `password` as Medusa's emailpass provider reads them: a password of another
+/// type is its own 401.
+fn credentials_from(body: &Map<String, Value>) -> ApiResult<Credentials> {
+    let text = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
+    if body.get("password").is_some_and(|p| !p.is_string()) {
+        return Err(ApiError(DomainError::Unauthorized(
+            "Password should be a string".into(),
+        )));
+    }
+    Ok(Credentials {
+        email: text("email"),
+        password: text("password"),
+        callback_url: text("callback_url"),
+    })
+}
+
+/// `GET|POST /auth/{actor}/{provider}` → `{token}` or `{location}`.
+pub async fn sign_in(
     State(state): State<AppState>,
+    Path((actor, provider_id)): Path<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let identity = state.identity.as_ref().ok_or_else(|| {
-        ApiError(DomainError::NotAllowed(
-            "Email and password sign-in is not enabled here".into(),
-        ))
-    })?;
-    let text = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
-    let (Some(email), Some(password)) = (text("email"), text("password")) else {
+    check_actor(&actor)?;
+    let body = object(body)?;
+    let outcome = provider(&state)?
+        .authenticate(&actor, &provider_id, &credentials_from(&body)?)
+        .await?;
+    Ok(sign_in_body(outcome))
+}
+
+/// `POST /auth/{actor}/{provider}/register {email, password}` → `{token}` with no actor yet.
+pub async fn register(
+    State(state): State<AppState>,
+    Path((actor, provider_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    check_actor(&actor)?;
+    let given = credentials_from(&object(body)?)?;
+    let (Some(email), Some(password)) = (given.email, given.password) else {
         return Err(ApiError(DomainError::Unauthorized(
-            "Invalid email or password".into(),
+            "Email and password are required to register".into(),
         )));
     };
-    let token = identity.login("user", &email, &password).await?;
+    let outcome = provider(&state)?
+        .register(&actor, &provider_id, &email, &password)
+        .await?;
+    Ok(sign_in_body(outcome))
+}
+
+#[derive(serde::Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+/// `GET|POST /auth/{actor}/{provider}/callback?code&state` → `{token}`.
+pub async fn callback(
+    State(state): State<AppState>,
+    Path((actor, provider_id)): Path<(String, String)>,
+    Query(query): Query<CallbackQuery>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    check_actor(&actor)?;
+    let body = object(body)?;
+    let from_body = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
+    let code = query
+        .code
+        .or_else(|| from_body("code"))
+        .ok_or_else(|| ApiError(DomainError::Unauthorized("No code to exchange".into())))?;
+    let state_param = query.state.or_else(|| from_body("state"));
+    let token = provider(&state)?
+        .callback(&actor, &provider_id, &code, state_param.as_deref())
+        .await?;
     Ok(Json(json!({ "token": token })))
+}
+
+/// `POST /auth/token/refresh` → a new token from the identity as it is now.
+pub async fn refresh(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Identity(context): Identity,
+) -> ApiResult<Json<Value>> {
+    let presented = bearer(&headers).unwrap_or_default();
+    let token = provider(&state)?.refresh(&context, presented).await?;
+    Ok(Json(json!({ "token": token })))
+}
+
+fn cookie(state: &AppState, value: &str, max_age: i64) -> ApiResult<HeaderValue> {
+    let attributes = if state.secure_cookies {
+        "; Secure; SameSite=None"
+    } else {
+        "; SameSite=Lax"
+    };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; Max-Age={max_age}{attributes}"
+    ))
+    .map_err(|e| ApiError(DomainError::Internal(e.to_string())))
+}
+
+/// `POST /auth/session` with a bearer token → `{user: auth_context}` and the session cookie.
+pub async fn create_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let token = bearer(&headers).ok_or(ApiError(DomainError::Unauthenticated))?;
+    let context = state.auth.from_token(token).await?;
+    let id = state.sessions.create(&context).await?;
+    let mut response = Json(json!({ "user": context })).into_response();
+    response.headers_mut().insert(
+        SET_COOKIE,
+        cookie(&state, &id, state.sessions.ttl_seconds())?,
+    );
+    Ok(response)
+}
+
+/// `DELETE /auth/session` → `{success: true}`; the cookie stops working at once.
+pub async fn delete_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = session_id(&headers).ok_or(ApiError(DomainError::Unauthenticated))?;
+    state
+        .sessions
+        .get(&id)
+        .await?
+        .ok_or(ApiError(DomainError::Unauthenticated))?;
+    state.sessions.end(&id).await?;
+    let mut response = Json(json!({ "success": true })).into_response();
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, cookie(&state, "", 0)?);
+    Ok(response)
+}
+
+/// `POST /auth/{actor}/{provider}/reset-password {identifier}` → 201 with no body, always.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Path((actor, provider_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    check_actor(&actor)?;
+    let body = super::body::validate(body, RESET_BODY)?;
+    let identifier = body
+        .get("identifier")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    provider(&state)?
+        .request_password_reset(&actor, &provider_id, identifier)
+        .await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+pub const RESET_BODY: &[super::body::Field] = &[
+    super::body::required("identifier", super::body::Kind::String),
+    super::body::nullish("metadata", super::body::Kind::Record),
+];
+
+/// `POST /auth/{actor}/{provider}/update {email, password}` with the reset token in
+/// `Authorization: Bearer` or `?token=` → `{success: true}`.
+pub async fn update_password(
+    State(state): State<AppState>,
+    Path((actor, provider_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    check_actor(&actor)?;
+    let from_query = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned());
+    let token = bearer(&headers)
+        .map(str::to_owned)
+        .or(from_query)
+        .ok_or_else(|| ApiError(DomainError::Unauthorized("Invalid token".into())))?;
+    let given = credentials_from(&object(body)?)?;
+    let password = given
+        .password
+        .ok_or_else(|| ApiError(DomainError::InvalidData("password is required".into())))?;
+    provider(&state)?
+        .update_password(
+            &actor,
+            &provider_id,
+            &token,
+            given.email.as_deref(),
+            &password,
+        )
+        .await?;
+    Ok(Json(json!({ "success": true })))
+}
+
+/// `GET /auth/{actor}/providers` → the sign-in methods offered to that actor.
+pub async fn providers(
+    State(state): State<AppState>,
+    Path(actor): Path<String>,
+) -> ApiResult<Json<Value>> {
+    check_actor(&actor)?;
+    let list: Vec<Value> = provider(&state)?
+        .providers(&actor)
+        .into_iter()
+        .map(|id| {
+            let flow = if id == "emailpass" {
+                "form"
+            } else {
+                "redirect"
+            };
+            json!({ "id": id, "identifier": id, "display_name": id, "flow": flow })
+        })
+        .collect();
+    Ok(Json(json!({ "providers": list })))
 }

@@ -20,6 +20,7 @@ pub enum Kind {
     Record,
     /// An array of strings (ids).
     StringList,
+    Number,
 }
 
 impl Kind {
@@ -29,6 +30,7 @@ impl Kind {
             Kind::Boolean => "boolean",
             Kind::Record => "object",
             Kind::StringList => "array",
+            Kind::Number => "number",
         }
     }
 
@@ -40,6 +42,7 @@ impl Kind {
             Kind::StringList => value
                 .as_array()
                 .is_some_and(|items| items.iter().all(Value::is_string)),
+            Kind::Number => value.is_number(),
         }
     }
 }

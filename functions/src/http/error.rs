@@ -57,6 +57,10 @@ impl IntoResponse for ApiError {
                 StatusCode::FORBIDDEN,
                 json!({"type": "not_allowed", "message": m}),
             ),
+            DomainError::TooManyRequests(m) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"type": "not_allowed", "message": m}),
+            ),
             DomainError::NotFound(m) => (
                 StatusCode::NOT_FOUND,
                 json!({"type": "not_found", "message": m}),

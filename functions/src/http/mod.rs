@@ -2,6 +2,7 @@
 //! router (whole or one route per Lambda) and the OpenAPI document are both built.
 
 pub mod addresses;
+pub mod api_keys;
 pub mod auth;
 pub mod body;
 pub mod cursor;
@@ -11,6 +12,7 @@ pub mod fields;
 pub mod groups;
 pub mod openapi;
 pub mod query;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -22,8 +24,10 @@ use axum::routing::{MethodRouter, delete, get, post};
 use serde_json::{Value, json};
 use shared::DomainError;
 use shared::addresses::AddressService;
-use shared::auth::local::LocalIdentityProvider;
-use shared::auth::tokens::{TokenIssuer, TokenVerifier};
+use shared::api_keys::ApiKeyService;
+use shared::auth::sessions::SessionStore;
+use shared::auth::tokens::TokenIssuer;
+use shared::auth::{Authenticator, IdentityProvider};
 use shared::customers::CustomerService;
 use shared::groups::GroupService;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -38,12 +42,16 @@ pub struct AppState {
     pub customers: CustomerService,
     pub addresses: AddressService,
     pub groups: GroupService,
-    /// The local email/password provider, where this process signs people in itself.
-    pub identity: Option<LocalIdentityProvider>,
+    pub api_keys: ApiKeyService,
+    pub sessions: SessionStore,
+    /// Signs people in (local provider or Cognito); `None` in functions that serve no auth route.
+    pub identity: Option<Arc<dyn IdentityProvider>>,
     /// The local token issuer, whose keys `/.well-known/jwks.json` publishes.
     pub issuer: Option<Arc<TokenIssuer>>,
-    /// Checks bearer tokens; `None` where only the API Gateway authorizer's claims are trusted.
-    pub verifier: Option<Arc<TokenVerifier>>,
+    /// Turns tokens and verified claims into the caller.
+    pub auth: Arc<Authenticator>,
+    /// Session cookies are `Secure; SameSite=None` (behind HTTPS) rather than `SameSite=Lax`.
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,7 +59,17 @@ pub enum Route {
     Health,
     OpenApi,
     Jwks,
-    UserLogin,
+    AuthProviders,
+    SignIn,
+    SignInGet,
+    Register,
+    Callback,
+    CallbackPost,
+    RefreshToken,
+    CreateSession,
+    DeleteSession,
+    ResetPassword,
+    UpdateProvider,
     ListCustomers,
     CreateCustomer,
     GetCustomer,
@@ -69,6 +87,20 @@ pub enum Route {
     UpdateGroup,
     DeleteGroup,
     BatchGroupCustomers,
+    ListApiKeys,
+    CreateApiKey,
+    GetApiKey,
+    UpdateApiKey,
+    RevokeApiKey,
+    DeleteApiKey,
+    StoreRegister,
+    StoreMe,
+    StoreUpdateMe,
+    StoreListAddresses,
+    StoreCreateAddress,
+    StoreGetAddress,
+    StoreUpdateAddress,
+    StoreDeleteAddress,
 }
 
 /// What a route needs from the caller.
@@ -76,6 +108,12 @@ pub enum Route {
 pub enum Access {
     Public,
     Staff,
+    /// Any signed-in identity, linked to an actor or not (Medusa's `allowUnregistered`).
+    Identity,
+    /// A publishable key and a customer identity that may have no customer yet.
+    StoreSignup,
+    /// A publishable key and a signed-in customer.
+    Shopper,
 }
 
 pub struct RouteSpec {
@@ -96,6 +134,15 @@ pub enum Response {
     Status,
     Document,
     Token,
+    SignIn,
+    Session,
+    Success,
+    Created,
+    Providers,
+    ApiKey,
+    ApiKeyList,
+    ApiKeyDeleted,
+    StoreAddressDeleted,
     Customer,
     CustomerList,
     CustomerDeleted,
@@ -108,8 +155,21 @@ pub enum Response {
 }
 
 const LOGIN_BODY: &[Field] = &[
+    body::optional("email", body::Kind::String),
+    body::optional("password", body::Kind::String),
+    body::optional("callback_url", body::Kind::String),
+];
+const REGISTER_BODY: &[Field] = &[
     body::required("email", body::Kind::String),
     body::required("password", body::Kind::String),
+];
+const UPDATE_PROVIDER_BODY: &[Field] = &[
+    body::optional("email", body::Kind::String),
+    body::required("password", body::Kind::String),
+];
+const CALLBACK_BODY: &[Field] = &[
+    body::optional("code", body::Kind::String),
+    body::optional("state", body::Kind::String),
 ];
 
 pub const ROUTES: &[RouteSpec] = &[
@@ -144,14 +204,114 @@ pub const ROUTES: &[RouteSpec] = &[
         response: Response::Document,
     },
     RouteSpec {
-        route: Route::UserLogin,
+        route: Route::AuthProviders,
+        method: Method::GET,
+        path: "/auth/{actor}/providers",
+        summary: "Sign-in methods offered to an actor type",
+        access: Access::Public,
+        body: None,
+        query: &[],
+        response: Response::Providers,
+    },
+    RouteSpec {
+        route: Route::SignIn,
         method: Method::POST,
-        path: "/auth/user/emailpass",
-        summary: "Staff sign-in with email and password",
+        path: "/auth/{actor}/{provider}",
+        summary: "Sign in: {token}, or {location} for a redirect provider",
         access: Access::Public,
         body: Some(LOGIN_BODY),
         query: &[],
+        response: Response::SignIn,
+    },
+    RouteSpec {
+        route: Route::SignInGet,
+        method: Method::GET,
+        path: "/auth/{actor}/{provider}",
+        summary: "Start a redirect sign-in: {location}",
+        access: Access::Public,
+        body: None,
+        query: &[],
+        response: Response::SignIn,
+    },
+    RouteSpec {
+        route: Route::Register,
+        method: Method::POST,
+        path: "/auth/{actor}/{provider}/register",
+        summary: "Register an identity: {token} with no actor yet",
+        access: Access::Public,
+        body: Some(REGISTER_BODY),
+        query: &[],
         response: Response::Token,
+    },
+    RouteSpec {
+        route: Route::Callback,
+        method: Method::GET,
+        path: "/auth/{actor}/{provider}/callback",
+        summary: "Finish a redirect sign-in: exchange the code for {token}",
+        access: Access::Public,
+        body: None,
+        query: &["code", "state"],
+        response: Response::Token,
+    },
+    RouteSpec {
+        route: Route::CallbackPost,
+        method: Method::POST,
+        path: "/auth/{actor}/{provider}/callback",
+        summary: "Finish a redirect sign-in (code in the body)",
+        access: Access::Public,
+        body: Some(CALLBACK_BODY),
+        query: &["code", "state"],
+        response: Response::Token,
+    },
+    RouteSpec {
+        route: Route::RefreshToken,
+        method: Method::POST,
+        path: "/auth/token/refresh",
+        summary: "A new token from the identity as it is now",
+        access: Access::Identity,
+        body: None,
+        query: &[],
+        response: Response::Token,
+    },
+    RouteSpec {
+        route: Route::CreateSession,
+        method: Method::POST,
+        path: "/auth/session",
+        summary: "Turn a bearer token into a session cookie",
+        access: Access::Identity,
+        body: None,
+        query: &[],
+        response: Response::Session,
+    },
+    RouteSpec {
+        route: Route::DeleteSession,
+        method: Method::DELETE,
+        path: "/auth/session",
+        summary: "End the cookie session",
+        access: Access::Identity,
+        body: None,
+        query: &[],
+        response: Response::Success,
+    },
+    RouteSpec {
+        route: Route::ResetPassword,
+        method: Method::POST,
+        path: "/auth/{actor}/{provider}/reset-password",
+        summary: "Start a password reset (201 whether or not the identity exists)",
+        access: Access::Public,
+        body: Some(auth::RESET_BODY),
+        query: &[],
+        response: Response::Created,
+    },
+    RouteSpec {
+        route: Route::UpdateProvider,
+        method: Method::POST,
+        path: "/auth/{actor}/{provider}/update",
+        summary: "Set a new password with a reset token (Bearer or ?token=)",
+        access: Access::Public,
+        body: Some(UPDATE_PROVIDER_BODY),
+        query: &["token"],
+        response: Response::Success,
     },
     RouteSpec {
         route: Route::ListCustomers,
@@ -323,6 +483,146 @@ pub const ROUTES: &[RouteSpec] = &[
         query: customers::FIELDS_PARAM,
         response: Response::Group,
     },
+    RouteSpec {
+        route: Route::ListApiKeys,
+        method: Method::GET,
+        path: "/admin/api-keys",
+        summary: "List API keys",
+        access: Access::Staff,
+        body: None,
+        query: api_keys::LIST_PARAMS,
+        response: Response::ApiKeyList,
+    },
+    RouteSpec {
+        route: Route::CreateApiKey,
+        method: Method::POST,
+        path: "/admin/api-keys",
+        summary: "Create a publishable or secret API key",
+        access: Access::Staff,
+        body: Some(api_keys::CREATE_BODY),
+        query: &[],
+        response: Response::ApiKey,
+    },
+    RouteSpec {
+        route: Route::GetApiKey,
+        method: Method::GET,
+        path: "/admin/api-keys/{id}",
+        summary: "Retrieve an API key",
+        access: Access::Staff,
+        body: None,
+        query: &[],
+        response: Response::ApiKey,
+    },
+    RouteSpec {
+        route: Route::UpdateApiKey,
+        method: Method::POST,
+        path: "/admin/api-keys/{id}",
+        summary: "Rename an API key",
+        access: Access::Staff,
+        body: Some(api_keys::UPDATE_BODY),
+        query: &[],
+        response: Response::ApiKey,
+    },
+    RouteSpec {
+        route: Route::RevokeApiKey,
+        method: Method::POST,
+        path: "/admin/api-keys/{id}/revoke",
+        summary: "Revoke an API key",
+        access: Access::Staff,
+        body: Some(api_keys::REVOKE_BODY),
+        query: &[],
+        response: Response::ApiKey,
+    },
+    RouteSpec {
+        route: Route::DeleteApiKey,
+        method: Method::DELETE,
+        path: "/admin/api-keys/{id}",
+        summary: "Delete a revoked API key",
+        access: Access::Staff,
+        body: None,
+        query: &[],
+        response: Response::ApiKeyDeleted,
+    },
+    RouteSpec {
+        route: Route::StoreRegister,
+        method: Method::POST,
+        path: "/store/customers",
+        summary: "Create the signed-in identity's customer (registration)",
+        access: Access::StoreSignup,
+        body: Some(store::CREATE_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::StoreMe,
+        method: Method::GET,
+        path: "/store/customers/me",
+        summary: "The signed-in customer",
+        access: Access::Shopper,
+        body: None,
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::StoreUpdateMe,
+        method: Method::POST,
+        path: "/store/customers/me",
+        summary: "Update the signed-in customer",
+        access: Access::Shopper,
+        body: Some(store::UPDATE_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::StoreListAddresses,
+        method: Method::GET,
+        path: "/store/customers/me/addresses",
+        summary: "The signed-in customer's addresses",
+        access: Access::Shopper,
+        body: None,
+        query: store::ADDRESS_LIST_PARAMS,
+        response: Response::AddressList,
+    },
+    RouteSpec {
+        route: Route::StoreCreateAddress,
+        method: Method::POST,
+        path: "/store/customers/me/addresses",
+        summary: "Add an address (answers with the customer)",
+        access: Access::Shopper,
+        body: Some(store::ADDRESS_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::StoreGetAddress,
+        method: Method::GET,
+        path: "/store/customers/me/addresses/{address_id}",
+        summary: "One of the signed-in customer's addresses",
+        access: Access::Shopper,
+        body: None,
+        query: customers::FIELDS_PARAM,
+        response: Response::Address,
+    },
+    RouteSpec {
+        route: Route::StoreUpdateAddress,
+        method: Method::POST,
+        path: "/store/customers/me/addresses/{address_id}",
+        summary: "Update an address (answers with the customer)",
+        access: Access::Shopper,
+        body: Some(store::ADDRESS_BODY),
+        query: customers::FIELDS_PARAM,
+        response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::StoreDeleteAddress,
+        method: Method::DELETE,
+        path: "/store/customers/me/addresses/{address_id}",
+        summary: "Delete an address",
+        access: Access::Shopper,
+        body: None,
+        query: customers::FIELDS_PARAM,
+        response: Response::StoreAddressDeleted,
+    },
 ];
 
 pub fn spec(route: Route) -> &'static RouteSpec {
@@ -337,7 +637,17 @@ fn handler(route: Route) -> MethodRouter<AppState> {
         Route::Health => get(health),
         Route::OpenApi => get(openapi_document),
         Route::Jwks => get(jwks),
-        Route::UserLogin => post(auth::user_login),
+        Route::AuthProviders => get(auth::providers),
+        Route::SignIn => post(auth::sign_in),
+        Route::SignInGet => get(auth::sign_in),
+        Route::Register => post(auth::register),
+        Route::Callback => get(auth::callback),
+        Route::CallbackPost => post(auth::callback),
+        Route::RefreshToken => post(auth::refresh),
+        Route::CreateSession => post(auth::create_session),
+        Route::DeleteSession => delete(auth::delete_session),
+        Route::ResetPassword => post(auth::reset_password),
+        Route::UpdateProvider => post(auth::update_password),
         Route::ListCustomers => get(customers::list),
         Route::CreateCustomer => post(customers::create),
         Route::GetCustomer => get(customers::retrieve),
@@ -355,6 +665,20 @@ fn handler(route: Route) -> MethodRouter<AppState> {
         Route::UpdateGroup => post(groups::update),
         Route::DeleteGroup => delete(groups::delete),
         Route::BatchGroupCustomers => post(groups::batch_customers),
+        Route::ListApiKeys => get(api_keys::list),
+        Route::CreateApiKey => post(api_keys::create),
+        Route::GetApiKey => get(api_keys::retrieve),
+        Route::UpdateApiKey => post(api_keys::update),
+        Route::RevokeApiKey => post(api_keys::revoke),
+        Route::DeleteApiKey => delete(api_keys::delete),
+        Route::StoreRegister => post(store::register),
+        Route::StoreMe => get(store::me),
+        Route::StoreUpdateMe => post(store::update_me),
+        Route::StoreListAddresses => get(store::list_addresses),
+        Route::StoreCreateAddress => post(store::create_address),
+        Route::StoreGetAddress => get(store::get_address),
+        Route::StoreUpdateAddress => post(store::update_address),
+        Route::StoreDeleteAddress => delete(store::delete_address),
     }
 }
 

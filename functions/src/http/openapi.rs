@@ -14,6 +14,7 @@ fn field_schema(field: &Field) -> Value {
         Kind::Boolean => json!({"type": "boolean"}),
         Kind::Record => json!({"type": "object", "additionalProperties": true}),
         Kind::StringList => json!({"type": "array", "items": {"type": "string"}}),
+        Kind::Number => json!({"type": "number"}),
     };
     if field.nullable {
         schema["nullable"] = json!(true);
@@ -66,6 +67,25 @@ fn response_schema(kind: Response) -> Value {
         Response::Token => {
             json!({"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}})
         }
+        Response::SignIn => json!({"type": "object", "properties": {
+            "token": {"type": "string"}, "location": {"type": "string", "format": "uri"},
+            "verification_required": {"type": "boolean"}}}),
+        Response::Session => json!({"type": "object", "properties": {"user": {"type": "object"}}}),
+        Response::Success => {
+            json!({"type": "object", "properties": {"success": {"type": "boolean"}}})
+        }
+        Response::Created => json!({"type": "string", "description": "201, empty body"}),
+        Response::Providers => {
+            json!({"type": "object", "properties": {"providers": {"type": "array", "items": {"type": "object"}}}})
+        }
+        Response::ApiKey => {
+            json!({"type": "object", "properties": {"api_key": {"type": "object"}}})
+        }
+        Response::ApiKeyList => json!({"type": "object", "properties": {
+            "api_keys": {"type": "array", "items": {"type": "object"}},
+            "count": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}),
+        Response::ApiKeyDeleted => deleted("api_key", false),
+        Response::StoreAddressDeleted => deleted("address", true),
         Response::Customer => {
             json!({"type": "object", "properties": {"customer": {"$ref": "#/components/schemas/Customer"}}})
         }
@@ -129,10 +149,27 @@ pub fn document() -> Value {
             "parameters": parameters,
             "responses": responses,
         });
-        if spec.access == Access::Staff {
-            operation["security"] = json!([{"bearer": []}]);
-            operation["responses"]["401"] = error_response("Not signed in as staff");
-            operation["responses"]["404"] = error_response("Not found");
+        match spec.access {
+            Access::Public => {}
+            Access::Staff => {
+                operation["security"] = json!([{"bearer": []}, {"session": []}, {"secretKey": []}]);
+                operation["responses"]["401"] = error_response("Not signed in as staff");
+                operation["responses"]["404"] = error_response("Not found");
+            }
+            Access::Identity => {
+                operation["security"] = json!([{"bearer": []}, {"session": []}]);
+                operation["responses"]["401"] = error_response("Not signed in");
+            }
+            Access::StoreSignup | Access::Shopper => {
+                operation["security"] = json!([
+                    {"publishableKey": [], "bearer": []},
+                    {"publishableKey": [], "session": []}
+                ]);
+                operation["responses"]["400"] =
+                    error_response("Invalid input, or no valid publishable key");
+                operation["responses"]["401"] = error_response("Not signed in as a customer");
+                operation["responses"]["404"] = error_response("Not found (or not the caller's)");
+            }
         }
         if let Some(fields) = spec.body {
             operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body_schema(fields)}}});
@@ -147,7 +184,12 @@ pub fn document() -> Value {
         "info": {"title": "Customer module API (Medusa-compatible)", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "connect.sid"},
+                "secretKey": {"type": "http", "scheme": "basic", "description": "A secret API key as the user name"},
+                "publishableKey": {"type": "apiKey", "in": "header", "name": "x-publishable-api-key"},
+            },
             "schemas": {
                 "Customer": customer_schema(),
                 "Error": {"type": "object", "required": ["message"], "properties": {

@@ -3,20 +3,28 @@
 //!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | auth identity | `AUTHID#<id>` | `#IDENTITY` (`app_metadata` links actors: `user_id`, `customer_id`) |
+//! | auth identity | `AUTHID#<id>` | `#IDENTITY` |
 //! | email/password identity | `PROVIDER#emailpass#<email>` | same (hash, `auth_identity_id`) |
 //! | staff user | `USER#<id>` | `#PROFILE`, gsi1 `USERS`/`<id>` |
+//! | used reset token | `RESETUSED#<jti>` | same (`expires_at`) |
+//!
+//! Which actor an identity signs in as lives in identity links (`links`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
 
 use argon2::password_hash::SaltString;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use serde_json::{Map, Value};
 
-use super::AuthContext;
-use super::tokens::TokenIssuer;
+use super::tokens::{PASSWORD_RESET, TokenIssuer, TokenVerifier};
+use super::{AuthContext, Credentials, IdentityProvider, SignIn, links};
 use crate::customers::{is_valid_email, normalize_email};
 use crate::error::{DomainError, DomainResult};
+use crate::events::EventSink;
 use crate::ports::{Clock, IdGenerator, iso};
 use crate::store::{Condition, Index, Item, Key, KvStore, Query, StoreError, WriteOp};
 
@@ -83,12 +91,89 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password(&ulid::Ulid::new().to_string()).unwrap_or_default())
 }
 
+/// Failed sign-ins allowed per email within [`THROTTLE_WINDOW`] before further attempts are
+/// refused without checking the password.
+const MAX_FAILED_LOGINS: u32 = 5;
+const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+const THROTTLE_LIMIT: usize = 100_000;
+/// Reset tokens live 15 minutes, as Medusa's.
+pub const RESET_TTL_SECONDS: i64 = 15 * 60;
+
+/// Failed sign-ins per email (known or not, so the limit reveals nothing), in process: the
+/// local provider serves one process.
+#[derive(Default)]
+struct LoginThrottle(std::sync::Mutex<HashMap<String, (u32, Instant)>>);
+
+impl LoginThrottle {
+    fn check(&self, email_key: &str) -> DomainResult<()> {
+        let Ok(map) = self.0.lock() else {
+            return Ok(());
+        };
+        match map.get(email_key) {
+            Some((failures, since))
+                if *failures >= MAX_FAILED_LOGINS && since.elapsed() < THROTTLE_WINDOW =>
+            {
+                Err(DomainError::TooManyRequests(
+                    "Too many failed sign-in attempts. Try again in a few minutes.".into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn failed(&self, email_key: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= THROTTLE_LIMIT {
+                map.retain(|_, (_, since)| since.elapsed() < THROTTLE_WINDOW);
+            }
+            let entry = map
+                .entry(email_key.to_owned())
+                .or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= THROTTLE_WINDOW {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+        }
+    }
+
+    fn succeeded(&self, email_key: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(email_key);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct LocalIdentityProvider {
     store: Arc<dyn KvStore>,
     issuer: Arc<TokenIssuer>,
+    reset_verifier: Arc<TokenVerifier>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
+    events: Arc<dyn EventSink>,
+    throttle: Arc<LoginThrottle>,
+}
+
+fn check_password_rules(password: &str) -> DomainResult<()> {
+    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
+        return Err(DomainError::InvalidData(format!(
+            "The password must have {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"
+        )));
+    }
+    Ok(())
+}
+
+async fn hash_off_thread(password: &str) -> DomainResult<String> {
+    let owned = password.to_owned();
+    tokio::task::spawn_blocking(move || hash_password(&owned))
+        .await
+        .map_err(|e| DomainError::Internal(e.to_string()))?
+}
+
+fn not_offered(actor_type: &str, provider: &str) -> DomainError {
+    DomainError::NotAllowed(format!(
+        "The actor type {actor_type} is not allowed to use the auth provider {provider}"
+    ))
 }
 
 impl LocalIdentityProvider {
@@ -97,53 +182,31 @@ impl LocalIdentityProvider {
         issuer: Arc<TokenIssuer>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
+        events: Arc<dyn EventSink>,
     ) -> Self {
+        let reset_verifier = Arc::new(issuer.reset_verifier());
         LocalIdentityProvider {
             store,
             issuer,
+            reset_verifier,
             clock,
             ids,
+            events,
+            throttle: Default::default(),
         }
     }
 
-    /// Signs in with email and password and returns a token for `actor_type`.
-    pub async fn login(
-        &self,
-        actor_type: &str,
-        email: &str,
-        password: &str,
-    ) -> DomainResult<String> {
-        let email_key = normalize_email(email);
-        let found = self.store.get(&provider_key(&email_key)).await?;
-        let hash = found
-            .as_ref()
-            .and_then(|p| p.get("password_hash"))
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| decoy_hash())
-            .to_owned();
-        let candidate = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || password_matches(&candidate, &hash))
-            .await
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
-        let Some(provider) = found.filter(|_| matches) else {
-            return Err(invalid_login());
-        };
-        let identity_id = provider
-            .get("auth_identity_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                DomainError::Internal("provider identity without auth identity".into())
-            })?;
-        let identity = self
-            .store
-            .get(&identity_key(identity_id))
-            .await?
-            .ok_or_else(|| DomainError::Internal(format!("auth identity {identity_id} missing")))?;
-        let app_metadata = identity
-            .get("app_metadata")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+    /// A token for `actor_type` from the identity's links as they are now.
+    async fn token_for(&self, identity_id: &str, actor_type: &str) -> DomainResult<String> {
+        let mut app_metadata = links::app_metadata(&self.store, identity_id).await?;
+        // Staff created before links existed kept their user id on the identity itself.
+        if let Some(identity) = self.store.get(&identity_key(identity_id)).await?
+            && let Some(Value::Object(stored)) = identity.get("app_metadata")
+        {
+            for (k, v) in stored {
+                app_metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         let actor_id = app_metadata
             .get(&format!("{actor_type}_id"))
             .and_then(Value::as_str)
@@ -159,41 +222,66 @@ impl LocalIdentityProvider {
             .issue(&context, PROVIDER, self.clock.now().unix_timestamp())
     }
 
-    /// Whether any staff user exists (to decide whether to create the first one).
-    pub async fn has_staff(&self) -> DomainResult<bool> {
-        let mut query = Query::new(Index::Gsi1, "USERS");
-        query.limit = 1;
-        Ok(!self.store.query(&query).await?.items.is_empty())
+    /// Signs in with email and password and returns a token for `actor_type`.
+    pub async fn login(
+        &self,
+        actor_type: &str,
+        email: &str,
+        password: &str,
+    ) -> DomainResult<String> {
+        let email_key = normalize_email(email);
+        self.throttle.check(&email_key)?;
+        let found = self.store.get(&provider_key(&email_key)).await?;
+        let hash = found
+            .as_ref()
+            .and_then(|p| p.get("password_hash"))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| decoy_hash())
+            .to_owned();
+        let candidate = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || password_matches(&candidate, &hash))
+            .await
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let Some(provider) = found.filter(|_| matches) else {
+            self.throttle.failed(&email_key);
+            return Err(invalid_login());
+        };
+        self.throttle.succeeded(&email_key);
+        let identity_id = provider
+            .get("auth_identity_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                DomainError::Internal("provider identity without auth identity".into())
+            })?;
+        self.token_for(identity_id, actor_type).await
     }
 
-    /// Creates a staff user with an email/password identity, atomically. Returns the user id.
-    pub async fn create_staff_user(&self, email: &str, password: &str) -> DomainResult<String> {
+    /// Creates an email/password identity with no actor yet; its token has an empty `actor_id`.
+    async fn register_identity(&self, email: &str, password: &str) -> DomainResult<String> {
+        let identity_id = self.ids.new_id("authid");
+        self.register_identity_with_id(&identity_id, email, password, Vec::new())
+            .await?;
+        Ok(identity_id)
+    }
+
+    async fn register_identity_with_id(
+        &self,
+        identity_id: &str,
+        email: &str,
+        password: &str,
+        extra: Vec<WriteOp>,
+    ) -> DomainResult<()> {
         let email = email.trim();
         if !is_valid_email(email) {
             return Err(DomainError::InvalidData(format!(
                 "Invalid email address: {email}"
             )));
         }
-        if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
-            return Err(DomainError::InvalidData(format!(
-                "The password must have {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters"
-            )));
-        }
-        let owned = password.to_owned();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&owned))
-            .await
-            .map_err(|e| DomainError::Internal(e.to_string()))??;
+        check_password_rules(password)?;
+        let hash = hash_off_thread(password).await?;
         let now = iso(self.clock.now());
-        let user_id = self.ids.new_id("user");
-        let identity_id = self.ids.new_id("authid");
         let email_key = normalize_email(email);
-        let mut user = object(serde_json::json!({
-            "id": user_id, "email": email, "first_name": null, "last_name": null,
-            "created_at": now, "updated_at": now, "deleted_at": null,
-            "gsi1pk": "USERS", "gsi1sk": user_id,
-        }));
-        user.insert("version".into(), 0.into());
-        let ops = vec![
+        let mut ops = vec![
             WriteOp::Put {
                 item: item(
                     provider_key(&email_key),
@@ -210,23 +298,50 @@ impl LocalIdentityProvider {
                     identity_key(&identity_id),
                     "auth_identity",
                     object(serde_json::json!({
-                        "id": identity_id, "app_metadata": { "user_id": user_id }, "created_at": now,
+                        "id": identity_id, "app_metadata": {}, "created_at": now,
                     })),
                 ),
                 condition: Some(Condition::NotExists),
             },
-            WriteOp::Put {
-                item: item(user_key(&user_id), "user", user),
-                condition: Some(Condition::NotExists),
-            },
         ];
+        ops.extend(extra);
         match self.store.transact(ops).await {
-            Ok(()) => Ok(user_id),
+            Ok(()) => Ok(()),
             Err(StoreError::ConditionFailed { index: 0 }) => Err(DomainError::Unauthorized(
                 "Identity with email already exists".into(),
             )),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether any staff user exists (to decide whether to create the first one).
+    pub async fn has_staff(&self) -> DomainResult<bool> {
+        let mut query = Query::new(Index::Gsi1, "USERS");
+        query.limit = 1;
+        Ok(!self.store.query(&query).await?.items.is_empty())
+    }
+
+    /// Creates a staff user with an email/password identity, atomically. Returns the user id.
+    pub async fn create_staff_user(&self, email: &str, password: &str) -> DomainResult<String> {
+        let now = iso(self.clock.now());
+        let user_id = self.ids.new_id("user");
+        let mut user = object(serde_json::json!({
+            "id": user_id, "email": email.trim(), "first_name": null, "last_name": null,
+            "created_at": now, "updated_at": now, "deleted_at": null,
+            "gsi1pk": "USERS", "gsi1sk": user_id,
+        }));
+        user.insert("version".into(), 0.into());
+        // The identity id is only known inside `register_identity`; a fixed id keeps the user
+        // item and its links in the same transaction.
+        let identity_id = self.ids.new_id("authid");
+        let mut extra = vec![WriteOp::Put {
+            item: item(user_key(&user_id), "user", user),
+            condition: Some(Condition::NotExists),
+        }];
+        extra.extend(links::link_ops(&identity_id, "user", &user_id));
+        self.register_identity_with_id(&identity_id, email, password, extra)
+            .await?;
+        Ok(user_id)
     }
 
     /// Creates the first staff user from configuration when there is none yet.
@@ -242,6 +357,167 @@ impl LocalIdentityProvider {
             // Another instance created it at the same moment.
             Err(DomainError::Unauthorized(_)) => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for LocalIdentityProvider {
+    fn providers(&self, _actor_type: &str) -> Vec<String> {
+        vec![PROVIDER.to_owned()]
+    }
+
+    async fn register(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        email: &str,
+        password: &str,
+    ) -> DomainResult<SignIn> {
+        if provider != PROVIDER {
+            return Err(not_offered(actor_type, provider));
+        }
+        let identity_id = self.register_identity(email, password).await?;
+        Ok(SignIn::Token(
+            self.token_for(&identity_id, actor_type).await?,
+        ))
+    }
+
+    async fn authenticate(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        credentials: &Credentials,
+    ) -> DomainResult<SignIn> {
+        if provider != PROVIDER {
+            return Err(not_offered(actor_type, provider));
+        }
+        let (Some(email), Some(password)) = (&credentials.email, &credentials.password) else {
+            return Err(invalid_login());
+        };
+        Ok(SignIn::Token(
+            self.login(actor_type, email, password).await?,
+        ))
+    }
+
+    async fn callback(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        _code: &str,
+        _state: Option<&str>,
+    ) -> DomainResult<String> {
+        Err(not_offered(actor_type, provider))
+    }
+
+    async fn refresh(&self, context: &AuthContext, _presented: &str) -> DomainResult<String> {
+        if context.auth_identity_id.is_empty() {
+            return Err(DomainError::Unauthenticated);
+        }
+        if self
+            .store
+            .get(&identity_key(&context.auth_identity_id))
+            .await?
+            .is_none()
+        {
+            return Err(DomainError::Unauthenticated);
+        }
+        self.token_for(&context.auth_identity_id, &context.actor_type)
+            .await
+    }
+
+    async fn request_password_reset(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        identifier: &str,
+    ) -> DomainResult<()> {
+        if provider != PROVIDER {
+            return Err(not_offered(actor_type, provider));
+        }
+        let email_key = normalize_email(identifier);
+        if self.store.get(&provider_key(&email_key)).await?.is_none() {
+            // Same answer as for a known identity: nothing tells who has an account.
+            return Ok(());
+        }
+        let mut claims = Map::new();
+        claims.insert("entity_id".into(), email_key.clone().into());
+        claims.insert("provider".into(), PROVIDER.into());
+        claims.insert("actor_type".into(), actor_type.into());
+        claims.insert("token_use".into(), PASSWORD_RESET.into());
+        let token =
+            self.issuer
+                .sign(claims, self.clock.now().unix_timestamp(), RESET_TTL_SECONDS)?;
+        self.events
+            .emit(
+                "auth.password_reset",
+                serde_json::json!({
+                    "entity_id": email_key, "actor_type": actor_type,
+                    "provider": PROVIDER, "token": token,
+                }),
+            )
+            .await
+    }
+
+    async fn update_password(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        reset_token: &str,
+        _email: Option<&str>,
+        password: &str,
+    ) -> DomainResult<()> {
+        let invalid = || DomainError::Unauthorized("Invalid token".into());
+        if provider != PROVIDER {
+            return Err(not_offered(actor_type, provider));
+        }
+        let claims = self
+            .reset_verifier
+            .verify(reset_token)
+            .await
+            .map_err(|_| invalid())?;
+        let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+        let (entity_id, jti) = (text("entity_id"), text("jti"));
+        if entity_id.is_empty() || jti.is_empty() || text("provider") != PROVIDER {
+            return Err(invalid());
+        }
+        check_password_rules(password)?;
+        let Some(mut current) = self.store.get(&provider_key(entity_id)).await? else {
+            return Err(invalid());
+        };
+        let old_hash = current.get("password_hash").cloned().unwrap_or(Value::Null);
+        current.insert(
+            "password_hash".into(),
+            hash_off_thread(password).await?.into(),
+        );
+        let used = format!("RESETUSED#{jti}");
+        let expires = claims.get("exp").cloned().unwrap_or(Value::Null);
+        let ops = vec![
+            // One use per token: a second use fails this condition.
+            WriteOp::Put {
+                item: item(
+                    Key::new(used.clone(), used),
+                    "used_reset_token",
+                    object(serde_json::json!({ "expires_at": expires })),
+                ),
+                condition: Some(Condition::NotExists),
+            },
+            WriteOp::Put {
+                item: current,
+                condition: Some(Condition::Equals {
+                    attribute: "password_hash".into(),
+                    value: old_hash,
+                }),
+            },
+        ];
+        match self.store.transact(ops).await {
+            Ok(()) => {
+                self.throttle.succeeded(entity_id);
+                tracing::info!("password updated with a reset token");
+                Ok(())
+            }
+            Err(StoreError::ConditionFailed { .. }) => Err(invalid()),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -1,17 +1,30 @@
-//! Who is calling: tokens, their verification, and the local sign-in provider.
+//! Who is calling: tokens, their verification, identity links, sessions, and the identity
+//! providers (the local one and Cognito) behind Medusa's auth routes.
 
+pub mod links;
 pub mod local;
+pub mod sessions;
 pub mod tokens;
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use self::tokens::TokenVerifier;
+use crate::error::{DomainError, DomainResult};
+use crate::store::KvStore;
+
+/// The actor types Medusa's auth routes serve.
+pub const ACTOR_TYPES: &[&str] = &["customer", "user"];
 
 /// The actor behind a request, as Medusa's routes see it (`req.auth_context`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuthContext {
     /// Empty until the actor record exists (a customer who registered but has no profile yet).
     pub actor_id: String,
-    /// `user` (staff) or `customer`.
+    /// `user` (staff), `customer`, or `api-key` (a secret API key).
     pub actor_type: String,
     pub auth_identity_id: String,
     #[serde(default)]
@@ -34,7 +47,178 @@ impl AuthContext {
         })
     }
 
+    /// Staff: a signed-in user, or a secret API key acting for the store.
     pub fn is_staff(&self) -> bool {
-        self.actor_type == "user" && !self.actor_id.is_empty()
+        (self.actor_type == "user" || self.actor_type == "api-key") && !self.actor_id.is_empty()
+    }
+
+    /// A customer with a customer record.
+    pub fn is_registered_customer(&self) -> bool {
+        self.actor_type == "customer" && !self.actor_id.is_empty()
+    }
+}
+
+/// What a sign-in attempt gives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignIn {
+    /// `{token}`.
+    Token(String),
+    /// `{location}`: a provider that signs people in on its own pages (Google, SAML).
+    Redirect(String),
+    /// `{verification_required: true}`: the identity exists but must confirm its email first.
+    VerificationRequired,
+}
+
+/// An identity provider behind Medusa's `/auth/{actor}/{provider}` routes.
+#[async_trait]
+pub trait IdentityProvider: Send + Sync {
+    /// The provider ids this deployment offers (`emailpass`, `google`, a SAML name…).
+    fn providers(&self, actor_type: &str) -> Vec<String>;
+
+    async fn register(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        email: &str,
+        password: &str,
+    ) -> DomainResult<SignIn>;
+
+    /// Email and password sign-in, or the redirect of a federated provider.
+    async fn authenticate(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        credentials: &Credentials,
+    ) -> DomainResult<SignIn>;
+
+    /// The return leg of a federated sign-in: exchanges the code for a token.
+    async fn callback(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        code: &str,
+        state: Option<&str>,
+    ) -> DomainResult<String>;
+
+    /// A fresh token for the caller, built from the identity as it is now (so it carries the
+    /// customer created since the last token).
+    async fn refresh(&self, context: &AuthContext, presented_token: &str) -> DomainResult<String>;
+
+    /// Starts a password reset; succeeds whether or not the identity exists.
+    async fn request_password_reset(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        identifier: &str,
+    ) -> DomainResult<()>;
+
+    /// Sets a new password with the reset token (local: the emitted JWT; Cognito: the code
+    /// it sent by email, with the email).
+    async fn update_password(
+        &self,
+        actor_type: &str,
+        provider: &str,
+        reset_token: &str,
+        email: Option<&str>,
+        password: &str,
+    ) -> DomainResult<()>;
+}
+
+/// The body of `POST /auth/{actor}/{provider}`.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub callback_url: Option<String>,
+}
+
+/// Turns a bearer token, or claims API Gateway already verified, into an [`AuthContext`].
+///
+/// Each verifier stands for one issuer (the local key, the customer pool, the staff pool). An
+/// issuer bound to an actor type (a Cognito pool) identifies people by `sub`; their actor id
+/// comes from the token's `actor_id` claim when a trigger added it, else from the identity link.
+pub struct Authenticator {
+    verifiers: Vec<Arc<TokenVerifier>>,
+    store: Arc<dyn KvStore>,
+}
+
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+impl Authenticator {
+    pub fn new(verifiers: Vec<Arc<TokenVerifier>>, store: Arc<dyn KvStore>) -> Self {
+        Authenticator { verifiers, store }
+    }
+
+    /// Verifies a bearer token with the verifier of its issuer.
+    pub async fn from_token(&self, token: &str) -> DomainResult<AuthContext> {
+        let issuer = unverified_issuer(token).ok_or(DomainError::Unauthenticated)?;
+        let verifier = self
+            .verifiers
+            .iter()
+            .find(|v| v.issuer() == issuer)
+            .ok_or(DomainError::Unauthenticated)?;
+        let claims = verifier.verify(token).await?;
+        self.context(verifier, &claims).await
+    }
+
+    /// Claims the API Gateway JWT authorizer verified: mapped by their issuer, never re-checked.
+    pub async fn from_verified_claims(
+        &self,
+        claims: &Map<String, Value>,
+    ) -> DomainResult<AuthContext> {
+        let issuer = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or(DomainError::Unauthenticated)?;
+        match self.verifiers.iter().find(|v| v.issuer() == issuer) {
+            Some(verifier) => {
+                verifier.check_claims(claims)?;
+                self.context(verifier, claims).await
+            }
+            None => AuthContext::from_claims(claims).ok_or(DomainError::Unauthenticated),
+        }
+    }
+
+    async fn context(
+        &self,
+        verifier: &TokenVerifier,
+        claims: &Map<String, Value>,
+    ) -> DomainResult<AuthContext> {
+        let Some(actor_type) = verifier.actor_type() else {
+            return AuthContext::from_claims(claims).ok_or(DomainError::Unauthenticated);
+        };
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or(DomainError::Unauthenticated)?;
+        let claimed = claims
+            .get("actor_id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned);
+        let actor_id = match claimed {
+            Some(id) => id,
+            None => links::actor_id(&self.store, sub, actor_type)
+                .await?
+                .unwrap_or_default(),
+        };
+        let mut app_metadata = Map::new();
+        if !actor_id.is_empty() {
+            app_metadata.insert(format!("{actor_type}_id"), actor_id.clone().into());
+        }
+        Ok(AuthContext {
+            actor_id,
+            actor_type: actor_type.to_owned(),
+            auth_identity_id: sub.to_owned(),
+            app_metadata,
+        })
     }
 }

@@ -19,6 +19,11 @@ use tokio::sync::RwLock;
 use super::AuthContext;
 use crate::error::{DomainError, DomainResult};
 
+/// `token_use` of API tokens (as in Cognito's access tokens).
+pub const ACCESS: &str = "access";
+/// `token_use` of password-reset tokens, which authenticate nothing else.
+pub const PASSWORD_RESET: &str = "password_reset";
+
 /// Tokens live one day, like Medusa's default `jwtExpiresIn`.
 pub const DEFAULT_TTL_SECONDS: i64 = 24 * 3600;
 /// Clock skew tolerated on `exp` and `iat`.
@@ -102,6 +107,12 @@ pub struct TokenVerifier {
     keys: Arc<dyn KeySource>,
     issuer: String,
     audience: Option<String>,
+    /// Cognito access tokens name their app client in `client_id` (they have no `aud`).
+    client_id: Option<String>,
+    /// `access` for API tokens: an ID token or a password-reset token is refused.
+    token_use: Option<String>,
+    /// The actor type every identity of this issuer has (a Cognito pool per actor type).
+    actor_type: Option<String>,
     verified: VerifiedCache,
 }
 
@@ -122,8 +133,54 @@ impl TokenVerifier {
             keys,
             issuer: issuer.into(),
             audience,
+            client_id: None,
+            token_use: None,
+            actor_type: None,
             verified: Default::default(),
         }
+    }
+
+    /// Requires `token_use` to be this value.
+    pub fn with_token_use(mut self, token_use: &str) -> Self {
+        self.token_use = Some(token_use.to_owned());
+        self
+    }
+
+    /// Requires the `client_id` claim (or `aud`) to name this app client.
+    pub fn with_client_id(mut self, client_id: &str) -> Self {
+        self.client_id = Some(client_id.to_owned());
+        self
+    }
+
+    /// Every identity of this issuer is of this actor type.
+    pub fn with_actor_type(mut self, actor_type: &str) -> Self {
+        self.actor_type = Some(actor_type.to_owned());
+        self
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn actor_type(&self) -> Option<&str> {
+        self.actor_type.as_deref()
+    }
+
+    /// The checks beyond the signature: token use and app client.
+    pub fn check_claims(&self, claims: &Map<String, Value>) -> DomainResult<()> {
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        if let Some(expected) = &self.token_use
+            && text("token_use") != Some(expected.as_str())
+        {
+            return Err(DomainError::Unauthenticated);
+        }
+        if let Some(expected) = &self.client_id
+            && text("client_id") != Some(expected.as_str())
+            && text("aud") != Some(expected.as_str())
+        {
+            return Err(DomainError::Unauthenticated);
+        }
+        Ok(())
     }
 
     /// The verified claims, or `Unauthenticated` whatever the reason (no detail leaks out).
@@ -171,9 +228,11 @@ impl TokenVerifier {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map(|data| data.claims)
-            .map_err(|_| DomainError::Unauthenticated)
+            .map_err(|_| DomainError::Unauthenticated)?;
+        self.check_claims(&claims)?;
+        Ok(claims)
     }
 
     pub async fn authenticate(&self, token: &str) -> DomainResult<AuthContext> {
@@ -311,9 +370,30 @@ impl TokenIssuer {
         self.key.jwks()
     }
 
-    /// A verifier for the tokens this issuer signs.
+    /// A verifier for the API tokens this issuer signs.
     pub fn verifier(&self) -> TokenVerifier {
         TokenVerifier::new(Arc::new(StaticKeys(self.jwks())), self.issuer.clone(), None)
+            .with_token_use(ACCESS)
+    }
+
+    /// A verifier for this issuer's password-reset tokens (and nothing else).
+    pub fn reset_verifier(&self) -> TokenVerifier {
+        TokenVerifier::new(Arc::new(StaticKeys(self.jwks())), self.issuer.clone(), None)
+            .with_token_use(PASSWORD_RESET)
+    }
+
+    /// Signs `claims` plus issuer, `iat`, `exp` (`ttl_seconds` from now) and a unique `jti`.
+    pub fn sign(
+        &self,
+        mut claims: Map<String, Value>,
+        now_unix: i64,
+        ttl_seconds: i64,
+    ) -> DomainResult<String> {
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("iat".into(), now_unix.into());
+        claims.insert("exp".into(), (now_unix + ttl_seconds).into());
+        claims.insert("jti".into(), ulid::Ulid::new().to_string().into());
+        self.key.sign(&claims)
     }
 
     pub fn issue(
@@ -335,9 +415,7 @@ impl TokenIssuer {
             Value::Object(context.app_metadata.clone()),
         );
         claims.insert("sub".into(), context.auth_identity_id.clone().into());
-        claims.insert("iss".into(), self.issuer.clone().into());
-        claims.insert("iat".into(), now_unix.into());
-        claims.insert("exp".into(), (now_unix + self.ttl_seconds).into());
-        self.key.sign(&claims)
+        claims.insert("token_use".into(), ACCESS.into());
+        self.sign(claims, now_unix, self.ttl_seconds)
     }
 }

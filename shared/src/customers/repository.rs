@@ -106,7 +106,14 @@ fn from_item(item: Item) -> DomainResult<Customer> {
     Ok(customer)
 }
 
+/// What a failed condition of the extra writes of [`CustomerRepository::create`] means: the
+/// identity already has a customer.
+pub const EXTRA_CONDITION_FAILED: &str = "Request already authenticated as a customer.";
+
 fn duplicate_email(c: &Customer) -> DomainError {
+    if c.has_account {
+        return DomainError::Duplicate("Customer with this email already has an account".into());
+    }
     DomainError::InvalidData(format!(
         "Customer with email: {}, has_account: {}, already exists.",
         c.email.as_deref().unwrap_or_default(),
@@ -144,7 +151,9 @@ impl CustomerRepository {
 
     /// Search entries go in before the profile and stale ones out after it, so the search index
     /// is always a superset of what the profiles hold (see `search`).
-    pub async fn create(&self, c: &Customer) -> DomainResult<()> {
+    /// Writes a new customer, with `extra` writes in the same transaction (an identity link);
+    /// a failed condition among them is reported as `ExtraConditionFailed`.
+    pub async fn create(&self, c: &Customer, extra: Vec<WriteOp>) -> DomainResult<()> {
         let entries = search::entries(c);
         self.put_search_entries(&entries, &c.id).await?;
         let mut ops = vec![WriteOp::Put {
@@ -160,8 +169,13 @@ impl CustomerRepository {
             delta: 1,
             condition: None,
         });
+        let first_extra = ops.len();
+        ops.extend(extra);
         let result = match self.store.transact(ops).await {
             Ok(()) => return Ok(()),
+            Err(StoreError::ConditionFailed { index }) if index >= first_extra => {
+                Err(DomainError::InvalidData(EXTRA_CONDITION_FAILED.into()))
+            }
             Err(StoreError::ConditionFailed { index: 1 }) => Err(duplicate_email(c)),
             Err(StoreError::ConditionFailed { .. }) => Err(DomainError::Internal(format!(
                 "customer id {} already used",

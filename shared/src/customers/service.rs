@@ -34,6 +34,36 @@ impl CustomerService {
         draft: CustomerDraft,
         created_by: Option<String>,
     ) -> DomainResult<Customer> {
+        self.create_with(draft, created_by, |_| Vec::new()).await
+    }
+
+    /// A shopper's own registration (`POST /store/customers`): a customer with an account,
+    /// linked to the signed-in identity in the same transaction, so a retry after a failure
+    /// neither duplicates the customer nor leaves it unlinked.
+    pub async fn register(
+        &self,
+        auth_identity_id: &str,
+        mut draft: CustomerDraft,
+    ) -> DomainResult<Customer> {
+        if draft.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
+            return Err(DomainError::InvalidData(
+                "Email is required to create a customer".into(),
+            ));
+        }
+        draft.has_account = true;
+        let identity = auth_identity_id.to_owned();
+        self.create_with(draft, None, move |id| {
+            crate::auth::links::link_ops(&identity, "customer", id)
+        })
+        .await
+    }
+
+    async fn create_with(
+        &self,
+        draft: CustomerDraft,
+        created_by: Option<String>,
+        extra: impl FnOnce(&str) -> Vec<crate::store::WriteOp>,
+    ) -> DomainResult<Customer> {
         let draft = draft.validate()?;
         let now = iso(self.clock.now());
         let customer = Customer {
@@ -51,7 +81,7 @@ impl CustomerService {
             deleted_at: None,
             version: 0,
         };
-        self.repo.create(&customer).await?;
+        self.repo.create(&customer, extra(&customer.id)).await?;
         tracing::info!(customer_id = %customer.id, "customer created");
         Ok(customer)
     }
@@ -125,9 +155,10 @@ impl CustomerService {
         crate::addresses::AddressService::new(store.clone(), self.clock.clone(), self.ids.clone())
             .delete_all(id)
             .await?;
-        crate::groups::GroupService::new(store, self.clock.clone(), self.ids.clone())
+        crate::groups::GroupService::new(store.clone(), self.clock.clone(), self.ids.clone())
             .detach_customer(id)
-            .await
+            .await?;
+        crate::auth::links::unlink_actor(&store, "customer", id).await
     }
 
     pub async fn list(&self, query: &CustomerQuery) -> DomainResult<CustomerPage> {
