@@ -137,6 +137,31 @@ fn event_sink(config: &Config) -> Arc<dyn EventSink> {
     }
 }
 
+/// The local sign-in provider and its token issuer (key in `DATA_DIR`).
+pub fn local_provider(
+    config: &Config,
+    issuer_name: &str,
+    store: Arc<dyn KvStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+) -> Result<(Arc<LocalIdentityProvider>, Arc<TokenIssuer>), StartupError> {
+    let key = SigningKey::load_or_create(&config.data_dir.join("jwt-signing-key.json"))
+        .map_err(|e| StartupError(e.to_string()))?;
+    let signer = Arc::new(TokenIssuer::new(
+        key,
+        issuer_name.to_owned(),
+        config.token_ttl_seconds,
+    ));
+    let provider = Arc::new(LocalIdentityProvider::new(
+        store,
+        signer.clone(),
+        clock,
+        ids,
+        event_sink(config),
+    ));
+    Ok((provider, signer))
+}
+
 /// The local server's (and the tests') state: any store, and local sign-in unless an external
 /// issuer is configured.
 pub async fn build_state(
@@ -151,21 +176,9 @@ pub async fn build_state(
     let mut issuer = None;
     match &config.auth {
         AuthConfig::Local { issuer: name } => {
-            let key = SigningKey::load_or_create(&config.data_dir.join("jwt-signing-key.json"))
-                .map_err(|e| StartupError(e.to_string()))?;
-            let signer = Arc::new(TokenIssuer::new(
-                key,
-                name.clone(),
-                config.token_ttl_seconds,
-            ));
+            let (provider, signer) = local_provider(config, name, store.clone(), clock, ids)?;
             verifiers.push(Arc::new(signer.verifier()));
-            local = Some(Arc::new(LocalIdentityProvider::new(
-                store.clone(),
-                signer.clone(),
-                clock,
-                ids,
-                event_sink(config),
-            )));
+            local = Some(provider);
             issuer = Some(signer);
         }
         AuthConfig::External {

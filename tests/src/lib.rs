@@ -88,6 +88,15 @@ pub struct TestServer {
     pub client: reqwest::Client,
     pub token: String,
     pub store: Arc<dyn KvStore>,
+    /// The server's `DATA_DIR` (signing key, `events.ndjson`).
+    pub data_dir: PathBuf,
+}
+
+/// A response as the tests look at it.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 pub fn test_config(data_dir: PathBuf) -> Config {
@@ -114,7 +123,8 @@ impl TestServer {
             functions::app::init_tracing(false);
         }
         let store = fresh_store(backend).await?;
-        let config = test_config(temp_dir("server"));
+        let data_dir = temp_dir("server");
+        let config = test_config(data_dir.clone());
         let (ready, addr) = tokio::sync::oneshot::channel();
         let served = store.clone();
         tokio::spawn(async move {
@@ -132,6 +142,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             token: String::new(),
             store,
+            data_dir,
         };
         let (status, body) = server
             .call(
@@ -167,6 +178,54 @@ impl TestServer {
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sends a request with exactly the given headers (no admin token unless passed).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+
+    /// The events the server emitted so far (`DATA_DIR/events.ndjson`).
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.data_dir.join("events.ndjson"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Creates a publishable API key and returns its token.
+    pub async fn publishable_key(&self) -> String {
+        let (status, body) = self
+            .post(
+                "/admin/api-keys",
+                serde_json::json!({"title": "Webshop", "type": "publishable"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["api_key"]["token"].as_str().expect("token").to_owned()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -244,4 +303,14 @@ impl TestServer {
             .unwrap_or(Value::Null);
         (status, json)
     }
+}
+
+/// The claims of a JWT, read without verification (to look at what the server issued).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }

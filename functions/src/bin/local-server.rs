@@ -2,10 +2,13 @@
 //!
 //! Subcommands: `serve` (the default) and `create-user EMAIL PASSWORD` (a staff user).
 
-use functions::app::{build_state, init_tracing, open_store};
-use functions::config::{Config, Mode};
+use std::sync::Arc;
+
+use functions::app::{build_state, init_tracing, local_provider, open_store};
+use functions::config::{AuthConfig, Config, Mode};
 use futures::StreamExt;
 use shared::customers::{CustomerDraft, CustomerService};
+use shared::ports::{SystemClock, UlidGenerator};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -35,12 +38,19 @@ async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string()),
         ["create-user", email, password] => {
             let store = open_store(&config).await.map_err(|e| e.to_string())?;
-            let state = build_state(&config, store)
-                .await
-                .map_err(|e| e.to_string())?;
-            let identity = state
-                .identity
-                .ok_or("staff users can be created only with the local sign-in provider")?;
+            let AuthConfig::Local { issuer } = &config.auth else {
+                return Err(
+                    "staff users can be created only with the local sign-in provider".into(),
+                );
+            };
+            let (identity, _) = local_provider(
+                &config,
+                issuer,
+                store,
+                Arc::new(SystemClock),
+                Arc::new(UlidGenerator::default()),
+            )
+            .map_err(|e| e.to_string())?;
             let id = identity
                 .create_staff_user(email, password)
                 .await

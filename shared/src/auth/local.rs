@@ -295,7 +295,7 @@ impl LocalIdentityProvider {
             },
             WriteOp::Put {
                 item: item(
-                    identity_key(&identity_id),
+                    identity_key(identity_id),
                     "auth_identity",
                     object(serde_json::json!({
                         "id": identity_id, "app_metadata": {}, "created_at": now,

@@ -51,6 +51,17 @@ impl CustomerService {
             ));
         }
         draft.has_account = true;
+        // Checked first for the clearer answer; the link's condition in the transaction still
+        // settles a race between two registrations of one identity.
+        let store = self.repo.store();
+        if crate::auth::links::actor_id(&store, auth_identity_id, "customer")
+            .await?
+            .is_some()
+        {
+            return Err(DomainError::InvalidData(
+                super::repository::EXTRA_CONDITION_FAILED.into(),
+            ));
+        }
         let identity = auth_identity_id.to_owned();
         self.create_with(draft, None, move |id| {
             crate::auth::links::link_ops(&identity, "customer", id)

@@ -4,5 +4,6 @@ mod addresses_groups_http;
 mod customers_http;
 mod lambda_events;
 mod openapi;
+mod store_auth_http;
 mod store_conformance;
 mod tokens;
