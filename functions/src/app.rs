@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use shared::addresses::AddressService;
 use shared::api_keys::ApiKeyService;
+use shared::auth::cognito::{CognitoIdentityProvider, CognitoPool};
 use shared::auth::local::LocalIdentityProvider;
 use shared::auth::sessions::SessionStore;
 use shared::auth::tokens::{RemoteKeys, SigningKey, TokenIssuer, TokenVerifier};
@@ -16,7 +17,7 @@ use shared::store::KvStore;
 use shared::store::dynamo::DynamoStore;
 use shared::store::embedded::EmbeddedStore;
 
-use crate::config::{AuthConfig, Config, StoreConfig};
+use crate::config::{AuthConfig, CognitoConfig, Config, StoreConfig};
 use crate::http::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +138,26 @@ fn event_sink(config: &Config) -> Arc<dyn EventSink> {
     }
 }
 
+/// Cognito sign-in over the configured pools, and a verifier of each pool's access tokens.
+async fn cognito_provider(
+    cognito: &CognitoConfig,
+    store: Arc<dyn KvStore>,
+    clock: Arc<dyn Clock>,
+) -> (Arc<dyn IdentityProvider>, Vec<Arc<TokenVerifier>>) {
+    let client = aws_sdk_cognitoidentityprovider::Client::new(&aws_config().await);
+    let pools: Vec<(CognitoPool, Arc<TokenVerifier>)> = cognito
+        .pools
+        .iter()
+        .map(|pool| {
+            let verifier = Arc::new(pool.verifier(&cognito.region, &cognito.jwks_base_url));
+            (pool.clone(), verifier)
+        })
+        .collect();
+    let verifiers = pools.iter().map(|(_, v)| v.clone()).collect();
+    let provider = CognitoIdentityProvider::new(client, pools, store, clock, cognito.auto_confirm);
+    (Arc::new(provider), verifiers)
+}
+
 /// The local sign-in provider and its token issuer (key in `DATA_DIR`).
 pub fn local_provider(
     config: &Config,
@@ -174,6 +195,7 @@ pub async fn build_state(
     let mut verifiers = Vec::new();
     let mut local = None;
     let mut issuer = None;
+    let mut cognito_identity = None;
     match &config.auth {
         AuthConfig::Local { issuer: name } => {
             let (provider, signer) = local_provider(config, name, store.clone(), clock, ids)?;
@@ -187,16 +209,22 @@ pub async fn build_state(
             audience,
         } => verifiers.push(external_verifier(issuer, jwks_url, audience)),
         AuthConfig::AuthorizerOnly => {}
+        AuthConfig::Cognito(cognito) => {
+            let (provider, pool_verifiers) = cognito_provider(cognito, store.clone(), clock).await;
+            verifiers.extend(pool_verifiers);
+            cognito_identity = Some(provider);
+        }
     }
+    let identity = local
+        .map(|l| l as Arc<dyn IdentityProvider>)
+        .or(cognito_identity);
     if let (Some(identity), Some(email), Some(password)) =
-        (&local, &config.admin_email, &config.admin_password)
+        (&identity, &config.admin_email, &config.admin_password)
     {
-        identity
-            .ensure_first_staff_user(email, password)
+        shared::auth::ensure_first_staff_user(identity.as_ref(), &store, email, password)
             .await
             .map_err(|e| StartupError(format!("cannot create the first staff user: {e}")))?;
     }
-    let identity = local.map(|l| l as Arc<dyn IdentityProvider>);
     Ok(state_from(
         domain,
         identity,
@@ -210,6 +238,7 @@ pub async fn build_state(
 /// issuer's JWKS — never local sign-in, whose code then stays out of the binary.
 pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupError> {
     let store = open_dynamo(config).await?;
+    let mut identity = None;
     let verifiers = match &config.auth {
         AuthConfig::External {
             issuer,
@@ -217,6 +246,12 @@ pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupErro
             audience,
         } => vec![external_verifier(issuer, jwks_url, audience)],
         AuthConfig::AuthorizerOnly => Vec::new(),
+        AuthConfig::Cognito(cognito) => {
+            let (provider, verifiers) =
+                cognito_provider(cognito, store.clone(), Arc::new(SystemClock)).await;
+            identity = Some(provider);
+            verifiers
+        }
         AuthConfig::Local { .. } => {
             return Err(StartupError(
                 "local sign-in is not available in Lambda".into(),
@@ -230,7 +265,7 @@ pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupErro
     );
     Ok(state_from(
         domain,
-        None,
+        identity,
         None,
         Authenticator::new(verifiers, store),
         config,

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use shared::auth::cognito::CognitoPool;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
     /// The embedded file `<DATA_DIR>/store.redb`.
@@ -22,6 +24,18 @@ pub enum AuthConfig {
     },
     /// Trust only the claims the API Gateway JWT authorizer verified (Lambdas without JWKS settings).
     AuthorizerOnly,
+    /// Cognito user pools (one per actor type) sign people in; their JWKS verify the tokens.
+    Cognito(CognitoConfig),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CognitoConfig {
+    pub region: String,
+    /// Where the pools' JWKS are served: Cognito itself, or moto's endpoint locally.
+    pub jwks_base_url: String,
+    pub pools: Vec<CognitoPool>,
+    /// Confirm sign-ups at once, so registration answers with a token as Medusa's does.
+    pub auto_confirm: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,7 +112,9 @@ impl Config {
                 )));
             }
         };
+        let cognito = cognito_config(&get, &flag)?;
         let auth = match (get("AUTH_JWKS_URL"), get("AUTH_ISSUER")) {
+            _ if cognito.is_some() => AuthConfig::AuthorizerOnly,
             (Some(jwks_url), Some(issuer)) => AuthConfig::External {
                 issuer,
                 jwks_url,
@@ -115,6 +131,10 @@ impl Config {
                 },
                 Mode::Lambda => AuthConfig::AuthorizerOnly,
             },
+        };
+        let auth = match cognito {
+            Some(c) => AuthConfig::Cognito(c),
+            None => auth,
         };
         let token_ttl_seconds = match get("TOKEN_TTL_SECONDS") {
             Some(v) => v.parse().ok().filter(|t: &i64| *t > 0).ok_or_else(|| {
@@ -155,6 +175,69 @@ impl Config {
             json_logs: mode == Mode::Lambda || get("LOG_FORMAT").as_deref() == Some("json"),
         })
     }
+}
+
+/// `COGNITO_<ACTOR>_POOL_ID` and `_CLIENT_ID` (both or neither) for `CUSTOMER` and `STAFF`,
+/// with optional `_DOMAIN`, `_REDIRECT_URI` and `_PROVIDERS` (`google=Google,acme=AcmeSaml`).
+fn cognito_config(
+    get: &impl Fn(&str) -> Option<String>,
+    flag: &impl Fn(&str) -> Result<bool, ConfigError>,
+) -> Result<Option<CognitoConfig>, ConfigError> {
+    let mut pools = Vec::new();
+    for (prefix, actor_type) in [("COGNITO_CUSTOMER", "customer"), ("COGNITO_STAFF", "user")] {
+        let pool_id = get(&format!("{prefix}_POOL_ID"));
+        let client_id = get(&format!("{prefix}_CLIENT_ID"));
+        let (pool_id, client_id) = match (pool_id, client_id) {
+            (Some(p), Some(c)) => (p, c),
+            (None, None) => continue,
+            _ => {
+                return Err(ConfigError(format!(
+                    "{prefix}_POOL_ID and {prefix}_CLIENT_ID go together"
+                )));
+            }
+        };
+        let mut federated = Vec::new();
+        for entry in get(&format!("{prefix}_PROVIDERS"))
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (id, name) = entry.split_once('=').ok_or_else(|| {
+                ConfigError(format!(
+                    "{prefix}_PROVIDERS entries are provider=CognitoName, got '{entry}'"
+                ))
+            })?;
+            federated.push((id.trim().to_owned(), name.trim().to_owned()));
+        }
+        pools.push(CognitoPool {
+            actor_type: actor_type.into(),
+            pool_id,
+            client_id,
+            domain: get(&format!("{prefix}_DOMAIN")),
+            redirect_uri: get(&format!("{prefix}_REDIRECT_URI")),
+            federated,
+        });
+    }
+    if pools.is_empty() {
+        return Ok(None);
+    }
+    let region = get("AWS_REGION")
+        .or_else(|| get("AWS_DEFAULT_REGION"))
+        .ok_or_else(|| ConfigError("AWS_REGION is required with Cognito pools".into()))?;
+    let jwks_base_url = get("COGNITO_JWKS_BASE_URL")
+        .or_else(|| get("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|| format!("https://cognito-idp.{region}.amazonaws.com"));
+    let auto_confirm = match get("COGNITO_AUTO_CONFIRM") {
+        Some(_) => flag("COGNITO_AUTO_CONFIRM")?,
+        None => true,
+    };
+    Ok(Some(CognitoConfig {
+        region,
+        jwks_base_url,
+        pools,
+        auto_confirm,
+    }))
 }
 
 #[cfg(test)]

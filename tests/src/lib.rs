@@ -119,12 +119,26 @@ pub fn test_config(data_dir: PathBuf) -> Config {
 
 impl TestServer {
     pub async fn start(backend: Backend) -> Option<TestServer> {
+        TestServer::start_with(backend, |_| {}).await
+    }
+
+    /// Like [`TestServer::start`], with the configuration adjusted first (another sign-in
+    /// provider, say).
+    pub async fn start_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+    ) -> Option<TestServer> {
         if std::env::var_os("RUST_LOG").is_some() {
             functions::app::init_tracing(false);
         }
         let store = fresh_store(backend).await?;
         let data_dir = temp_dir("server");
-        let config = test_config(data_dir.clone());
+        let mut config = test_config(data_dir.clone());
+        configure(&mut config);
+        let admin = (
+            config.admin_email.clone().unwrap_or_default(),
+            config.admin_password.clone().unwrap_or_default(),
+        );
         let (ready, addr) = tokio::sync::oneshot::channel();
         let served = store.clone();
         tokio::spawn(async move {
@@ -148,7 +162,7 @@ impl TestServer {
             .call(
                 "POST",
                 "/auth/user/emailpass",
-                Some(serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
+                Some(serde_json::json!({"email": admin.0, "password": admin.1})),
                 false,
             )
             .await;
@@ -313,4 +327,97 @@ pub fn claims(token: &str) -> Value {
         .decode(payload)
         .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// Two user pools on moto (customers, staff) with password-auth app clients, as the template
+/// defines them, and the configuration that points the API at them.
+pub struct CognitoSetup {
+    pub client: aws_sdk_cognitoidentityprovider::Client,
+    pub config: functions::config::CognitoConfig,
+    pub customer_pool: String,
+    pub customer_client: String,
+    pub staff_pool: String,
+    pub staff_client: String,
+}
+
+pub async fn cognito_client(endpoint: &str) -> aws_sdk_cognitoidentityprovider::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await;
+    aws_sdk_cognitoidentityprovider::Client::new(&config)
+}
+
+/// Creates a pool and an app client; returns their ids.
+pub async fn cognito_pool(
+    client: &aws_sdk_cognitoidentityprovider::Client,
+    name: &str,
+) -> (String, String) {
+    use aws_sdk_cognitoidentityprovider::types::{
+        ExplicitAuthFlowsType, UsernameAttributeType, VerifiedAttributeType,
+    };
+    let pool = client
+        .create_user_pool()
+        .pool_name(unique_name(name))
+        .username_attributes(UsernameAttributeType::Email)
+        .auto_verified_attributes(VerifiedAttributeType::Email)
+        .send()
+        .await
+        .expect("create user pool on moto");
+    let pool_id = pool
+        .user_pool()
+        .and_then(|p| p.id())
+        .expect("pool id")
+        .to_owned();
+    let app = client
+        .create_user_pool_client()
+        .user_pool_id(&pool_id)
+        .client_name("web")
+        .generate_secret(false)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        .send()
+        .await
+        .expect("create app client on moto");
+    let client_id = app
+        .user_pool_client()
+        .and_then(|c| c.client_id())
+        .expect("client id")
+        .to_owned();
+    (pool_id, client_id)
+}
+
+pub async fn cognito_setup(endpoint: &str) -> CognitoSetup {
+    use shared::auth::cognito::CognitoPool;
+    let client = cognito_client(endpoint).await;
+    let (customer_pool, customer_client) = cognito_pool(&client, "customers").await;
+    let (staff_pool, staff_client) = cognito_pool(&client, "staff").await;
+    let pool = |actor: &str, pool_id: &str, client_id: &str| CognitoPool {
+        actor_type: actor.into(),
+        pool_id: pool_id.into(),
+        client_id: client_id.into(),
+        domain: None,
+        redirect_uri: None,
+        federated: Vec::new(),
+    };
+    CognitoSetup {
+        config: functions::config::CognitoConfig {
+            region: "us-east-1".into(),
+            jwks_base_url: endpoint.into(),
+            pools: vec![
+                pool("customer", &customer_pool, &customer_client),
+                pool("user", &staff_pool, &staff_client),
+            ],
+            auto_confirm: true,
+        },
+        client,
+        customer_pool,
+        customer_client,
+        staff_pool,
+        staff_client,
+    }
 }

@@ -38,19 +38,12 @@ async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string()),
         ["create-user", email, password] => {
             let store = open_store(&config).await.map_err(|e| e.to_string())?;
-            let AuthConfig::Local { issuer } = &config.auth else {
-                return Err(
-                    "staff users can be created only with the local sign-in provider".into(),
-                );
-            };
-            let (identity, _) = local_provider(
-                &config,
-                issuer,
-                store,
-                Arc::new(SystemClock),
-                Arc::new(UlidGenerator::default()),
-            )
-            .map_err(|e| e.to_string())?;
+            let state = build_state(&config, store)
+                .await
+                .map_err(|e| e.to_string())?;
+            let identity = state
+                .identity
+                .ok_or("no sign-in provider is configured to create staff users with")?;
             let id = identity
                 .create_staff_user(email, password)
                 .await

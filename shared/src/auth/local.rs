@@ -26,7 +26,7 @@ use crate::customers::{is_valid_email, normalize_email};
 use crate::error::{DomainError, DomainResult};
 use crate::events::EventSink;
 use crate::ports::{Clock, IdGenerator, iso};
-use crate::store::{Condition, Index, Item, Key, KvStore, Query, StoreError, WriteOp};
+use crate::store::{Condition, Item, Key, KvStore, StoreError, WriteOp};
 
 pub const PROVIDER: &str = "emailpass";
 const MIN_PASSWORD_LEN: usize = 8;
@@ -43,10 +43,6 @@ fn provider_key(email_key: &str) -> Key {
 
 fn identity_key(id: &str) -> Key {
     Key::new(format!("AUTHID#{id}"), "#IDENTITY")
-}
-
-fn user_key(id: &str) -> Key {
-    Key::new(format!("USER#{id}"), "#PROFILE")
 }
 
 fn item(key: Key, entity: &str, fields: Map<String, Value>) -> Item {
@@ -313,56 +309,21 @@ impl LocalIdentityProvider {
             Err(e) => Err(e.into()),
         }
     }
+}
 
-    /// Whether any staff user exists (to decide whether to create the first one).
-    pub async fn has_staff(&self) -> DomainResult<bool> {
-        let mut query = Query::new(Index::Gsi1, "USERS");
-        query.limit = 1;
-        Ok(!self.store.query(&query).await?.items.is_empty())
-    }
-
+#[async_trait]
+impl IdentityProvider for LocalIdentityProvider {
     /// Creates a staff user with an email/password identity, atomically. Returns the user id.
-    pub async fn create_staff_user(&self, email: &str, password: &str) -> DomainResult<String> {
-        let now = iso(self.clock.now());
+    async fn create_staff_user(&self, email: &str, password: &str) -> DomainResult<String> {
         let user_id = self.ids.new_id("user");
-        let mut user = object(serde_json::json!({
-            "id": user_id, "email": email.trim(), "first_name": null, "last_name": null,
-            "created_at": now, "updated_at": now, "deleted_at": null,
-            "gsi1pk": "USERS", "gsi1sk": user_id,
-        }));
-        user.insert("version".into(), 0.into());
-        // The identity id is only known inside `register_identity`; a fixed id keeps the user
-        // item and its links in the same transaction.
         let identity_id = self.ids.new_id("authid");
-        let mut extra = vec![WriteOp::Put {
-            item: item(user_key(&user_id), "user", user),
-            condition: Some(Condition::NotExists),
-        }];
-        extra.extend(links::link_ops(&identity_id, "user", &user_id));
+        let now = iso(self.clock.now());
+        let extra = super::staff::staff_user_ops(&identity_id, &user_id, email, &now);
         self.register_identity_with_id(&identity_id, email, password, extra)
             .await?;
         Ok(user_id)
     }
 
-    /// Creates the first staff user from configuration when there is none yet.
-    pub async fn ensure_first_staff_user(&self, email: &str, password: &str) -> DomainResult<bool> {
-        if self.has_staff().await? {
-            return Ok(false);
-        }
-        match self.create_staff_user(email, password).await {
-            Ok(id) => {
-                tracing::info!(user_id = %id, %email, "created the first staff user");
-                Ok(true)
-            }
-            // Another instance created it at the same moment.
-            Err(DomainError::Unauthorized(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-#[async_trait]
-impl IdentityProvider for LocalIdentityProvider {
     fn providers(&self, _actor_type: &str) -> Vec<String> {
         vec![PROVIDER.to_owned()]
     }

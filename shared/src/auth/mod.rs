@@ -1,9 +1,11 @@
 //! Who is calling: tokens, their verification, identity links, sessions, and the identity
 //! providers (the local one and Cognito) behind Medusa's auth routes.
 
+pub mod cognito;
 pub mod links;
 pub mod local;
 pub mod sessions;
+pub mod staff;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -111,6 +113,9 @@ pub trait IdentityProvider: Send + Sync {
         provider: &str,
         identifier: &str,
     ) -> DomainResult<()>;
+
+    /// Creates a staff user who signs in with `email` and `password`; returns the user id.
+    async fn create_staff_user(&self, email: &str, password: &str) -> DomainResult<String>;
 
     /// Sets a new password with the reset token (local: the emitted JWT; Cognito: the code
     /// it sent by email, with the email).
@@ -220,5 +225,26 @@ impl Authenticator {
             auth_identity_id: sub.to_owned(),
             app_metadata,
         })
+    }
+}
+
+/// Creates the first staff user from configuration (`ADMIN_EMAIL`) when there is none yet.
+pub async fn ensure_first_staff_user(
+    provider: &dyn IdentityProvider,
+    store: &Arc<dyn KvStore>,
+    email: &str,
+    password: &str,
+) -> DomainResult<bool> {
+    if staff::any_staff(store).await? {
+        return Ok(false);
+    }
+    match provider.create_staff_user(email, password).await {
+        Ok(id) => {
+            tracing::info!(user_id = %id, %email, "created the first staff user");
+            Ok(true)
+        }
+        // Another instance created it at the same moment.
+        Err(DomainError::Unauthorized(_)) => Ok(false),
+        Err(e) => Err(e),
     }
 }

@@ -56,7 +56,7 @@ impl RemoteKeys {
     pub fn new(url: impl Into<String>) -> Self {
         RemoteKeys {
             url: url.into(),
-            client: reqwest::Client::new(),
+            client: crate::ports::http_client(),
             cache: RwLock::new(JwkSet { keys: Vec::new() }),
         }
     }
