@@ -71,6 +71,14 @@ impl IdGenerator for UlidGenerator {
     }
 }
 
+/// An HTTP client for outbound calls (JWKS, Cognito's hosted UI), with TLS through the
+/// aws-lc provider the AWS SDK already links.
+pub fn http_client() -> reqwest::Client {
+    // Installing twice is harmless: the first provider wins.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,12 +111,4 @@ mod tests {
         assert_eq!(ids, sorted);
         assert!(ids[0].starts_with("cus_") && ids[0].len() == 30);
     }
-}
-
-/// An HTTP client for outbound calls (JWKS, Cognito's hosted UI), with TLS through the
-/// aws-lc provider the AWS SDK already links.
-pub fn http_client() -> reqwest::Client {
-    // Installing twice is harmless: the first provider wins.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    reqwest::Client::new()
 }
