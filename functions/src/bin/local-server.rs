@@ -2,13 +2,10 @@
 //!
 //! Subcommands: `serve` (the default) and `create-user EMAIL PASSWORD` (a staff user).
 
-use std::sync::Arc;
-
-use functions::app::{build_state, init_tracing, local_provider, open_store};
-use functions::config::{AuthConfig, Config, Mode};
+use functions::app::{build_state, init_tracing, open_store};
+use functions::config::{Config, Mode};
 use futures::StreamExt;
 use shared::customers::{CustomerDraft, CustomerService};
-use shared::ports::{SystemClock, UlidGenerator};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
