@@ -478,3 +478,208 @@ both_backends!(
     cognito_registration_login_refresh_and_reset,
     cognito_token_security_suite,
 );
+
+/// A stand-in for Cognito's hosted UI token endpoint (moto has no hosted UI): it accepts one
+/// code, for the expected client and redirect, and answers with tokens moto issued.
+async fn fake_hosted_ui(client_id: String, access_token: String) -> String {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/oauth2/token",
+        post(
+            move |axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                let (client_id, access_token) = (client_id.clone(), access_token.clone());
+                async move {
+                    let ok = form.get("grant_type").map(String::as_str)
+                        == Some("authorization_code")
+                        && form.get("code").map(String::as_str) == Some("good-code")
+                        && form.get("client_id") == Some(&client_id)
+                        && form.get("redirect_uri").map(String::as_str)
+                            == Some("https://shop.example/callback");
+                    if ok {
+                        (
+                            axum::http::StatusCode::OK,
+                            axum::Json(
+                                json!({"access_token": access_token, "token_type": "Bearer"}),
+                            ),
+                        )
+                    } else {
+                        (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            axum::Json(json!({"error": "invalid_grant"})),
+                        )
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+async fn federated_sign_in_through_the_hosted_ui(backend: Backend) {
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    let mut setup = cognito_setup(&endpoint).await;
+    // The federated user as Cognito would have created it on first Google sign-in.
+    setup
+        .client
+        .admin_create_user()
+        .user_pool_id(&setup.customer_pool)
+        .username("gina@gmail.com")
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    setup
+        .client
+        .admin_set_user_password()
+        .user_pool_id(&setup.customer_pool)
+        .username("gina@gmail.com")
+        .password(PASSWORD)
+        .permanent(true)
+        .send()
+        .await
+        .unwrap();
+    let google_token = setup
+        .client
+        .initiate_auth()
+        .client_id(&setup.customer_client)
+        .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::UserPasswordAuth)
+        .auth_parameters("USERNAME", "gina@gmail.com")
+        .auth_parameters("PASSWORD", PASSWORD)
+        .send()
+        .await
+        .unwrap()
+        .authentication_result()
+        .unwrap()
+        .access_token()
+        .unwrap()
+        .to_owned();
+    let domain = fake_hosted_ui(setup.customer_client.clone(), google_token.clone()).await;
+    for pool in &mut setup.config.pools {
+        if pool.actor_type == "customer" {
+            pool.domain = Some(domain.clone());
+            pool.redirect_uri = Some("https://shop.example/callback".into());
+            pool.federated = vec![("google".into(), "Google".into())];
+        }
+    }
+    let cognito = setup.config.clone();
+    let Some(s) = TestServer::start_with(backend, move |config| {
+        config.auth = functions::config::AuthConfig::Cognito(cognito);
+        config.admin_password = Some(ADMIN_PASSWORD.into());
+    })
+    .await
+    else {
+        return;
+    };
+    let providers = s
+        .request("GET", "/auth/customer/providers", None, &[])
+        .await;
+    let ids: Vec<&str> = providers.body["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["emailpass", "google"]);
+
+    let start = s
+        .request("POST", "/auth/customer/google", Some(json!({})), &[])
+        .await;
+    assert_eq!(start.status, 200, "{}", start.body);
+    let location = start.body["location"].as_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!(
+            "{domain}/oauth2/authorize?identity_provider=Google&client_id={}",
+            setup.customer_client
+        )),
+        "{location}"
+    );
+    assert!(location.contains("redirect_uri=https%3A%2F%2Fshop.example%2Fcallback"));
+    let state = location.split("state=").nth(1).unwrap().to_owned();
+
+    // A forged or unknown state, and a bad code, are refused.
+    let forged = s
+        .request(
+            "GET",
+            "/auth/customer/google/callback?code=good-code&state=forged",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(forged.status, 401);
+    let second = s.request("GET", "/auth/customer/google", None, &[]).await;
+    let state2 = second.body["location"]
+        .as_str()
+        .unwrap()
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let bad_code = s
+        .request(
+            "GET",
+            &format!("/auth/customer/google/callback?code=bad&state={state2}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(bad_code.status, 401, "{}", bad_code.body);
+
+    let done = s
+        .request(
+            "GET",
+            &format!("/auth/customer/google/callback?code=good-code&state={state}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let token = done.body["token"].as_str().unwrap().to_owned();
+    // The state is single-use.
+    let replay = s
+        .request(
+            "GET",
+            &format!("/auth/customer/google/callback?code=good-code&state={state}"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(replay.status, 401);
+
+    // As in Medusa: no actor yet, so the storefront creates the customer, then refreshes.
+    let key = s.publishable_key().await;
+    let created = store_call(
+        &s,
+        &key,
+        "POST",
+        "/store/customers",
+        Some(json!({"email": "gina@gmail.com"})),
+        &token,
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let me = store_call(&s, &key, "GET", "/store/customers/me", None, &token).await;
+    assert_eq!(me.body["customer"]["email"], json!("gina@gmail.com"));
+
+    let register = s
+        .request(
+            "POST",
+            "/auth/customer/google/register",
+            Some(json!({"email": "x@y.com", "password": PASSWORD})),
+            &[],
+        )
+        .await;
+    assert_eq!(register.status, 401);
+    let unknown = s
+        .request("POST", "/auth/customer/github", Some(json!({})), &[])
+        .await;
+    assert_eq!(unknown.status, 400);
+}
+
+both_backends!(federated_sign_in_through_the_hosted_ui);
