@@ -5,3 +5,4 @@ pub mod config;
 pub mod http;
 pub mod lambda;
 pub mod server;
+pub mod triggers;

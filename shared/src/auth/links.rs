@@ -73,6 +73,52 @@ pub fn link_ops(identity_id: &str, actor_type: &str, actor_id: &str) -> Vec<Writ
     ]
 }
 
+/// Like [`link_ops`], for a link made on the identity's behalf (by a sign-up trigger): the
+/// first `POST /store/customers` of the identity claims the customer instead of failing.
+pub fn pending_link_ops(identity_id: &str, actor_type: &str, actor_id: &str) -> Vec<WriteOp> {
+    let mut ops = link_ops(identity_id, actor_type, actor_id);
+    if let Some(WriteOp::Put { item, .. }) = ops.first_mut() {
+        item.insert("pending_claim".into(), true.into());
+    }
+    ops
+}
+
+/// A forward link as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    pub actor_id: String,
+    /// Made by a trigger and not yet claimed by the identity itself.
+    pub pending_claim: bool,
+}
+
+pub async fn link(
+    store: &Arc<dyn KvStore>,
+    identity_id: &str,
+    actor_type: &str,
+) -> DomainResult<Option<Link>> {
+    Ok(store
+        .get(&forward_key(identity_id, actor_type))
+        .await?
+        .and_then(|item| {
+            Some(Link {
+                actor_id: item.get("actor_id")?.as_str()?.to_owned(),
+                pending_claim: item.get("pending_claim").and_then(Value::as_bool) == Some(true),
+            })
+        }))
+}
+
+/// Marks a pending link as claimed; fails (`ConditionFailed`) when it was claimed already.
+pub fn claim_op(identity_id: &str, actor_type: &str, actor_id: &str) -> WriteOp {
+    let mut ops = link_ops(identity_id, actor_type, actor_id);
+    let WriteOp::Put { item, .. } = ops.swap_remove(0) else {
+        unreachable!("link_ops starts with a put")
+    };
+    WriteOp::Put {
+        item,
+        condition: Some(Condition::equals("pending_claim", true)),
+    }
+}
+
 /// The actor of `actor_type` that `identity_id` is linked to, if any.
 pub async fn actor_id(
     store: &Arc<dyn KvStore>,

@@ -7,6 +7,7 @@ pub mod local;
 pub mod sessions;
 pub mod staff;
 pub mod tokens;
+pub mod triggers;
 
 use std::sync::Arc;
 

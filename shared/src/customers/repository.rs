@@ -219,6 +219,19 @@ impl CustomerRepository {
         }
     }
 
+    /// The live customer with an account for this email, if any (one read of its email marker).
+    pub async fn account_by_email(&self, email: &str) -> DomainResult<Option<String>> {
+        let marker = self
+            .store
+            .get(&email_marker_key(true, &super::normalize_email(email)))
+            .await?;
+        Ok(marker.and_then(|m| {
+            m.get("customer_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        }))
+    }
+
     pub async fn get(&self, id: &str) -> DomainResult<Option<Customer>> {
         self.store
             .get(&profile_key(id))

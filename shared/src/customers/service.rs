@@ -29,6 +29,11 @@ impl CustomerService {
         CustomerService { repo, clock, ids }
     }
 
+    /// The store the customers live in (for the identity links next to them).
+    pub fn store(&self) -> Arc<dyn crate::store::KvStore> {
+        self.repo.store()
+    }
+
     pub async fn create(
         &self,
         draft: CustomerDraft,
@@ -51,22 +56,121 @@ impl CustomerService {
             ));
         }
         draft.has_account = true;
-        // Checked first for the clearer answer; the link's condition in the transaction still
-        // settles a race between two registrations of one identity.
         let store = self.repo.store();
-        if crate::auth::links::actor_id(&store, auth_identity_id, "customer")
-            .await?
-            .is_some()
-        {
-            return Err(DomainError::InvalidData(
-                super::repository::EXTRA_CONDITION_FAILED.into(),
-            ));
+        match crate::auth::links::link(&store, auth_identity_id, "customer").await? {
+            // A sign-up trigger created this customer for the identity: the identity's own
+            // registration completes it rather than failing.
+            Some(link) if link.pending_claim => {
+                return self.claim(auth_identity_id, &link.actor_id, draft).await;
+            }
+            // Checked first for the clearer answer; the link's condition in the transaction
+            // still settles a race between two registrations of one identity.
+            Some(_) => {
+                return Err(DomainError::InvalidData(
+                    super::repository::EXTRA_CONDITION_FAILED.into(),
+                ));
+            }
+            None => {}
         }
         let identity = auth_identity_id.to_owned();
         self.create_with(draft, None, move |id| {
             crate::auth::links::link_ops(&identity, "customer", id)
         })
         .await
+    }
+
+    async fn claim(
+        &self,
+        auth_identity_id: &str,
+        customer_id: &str,
+        draft: CustomerDraft,
+    ) -> DomainResult<Customer> {
+        let patch = CustomerPatch {
+            email: None,
+            company_name: draft.company_name.map(Some),
+            first_name: draft.first_name.map(Some),
+            last_name: draft.last_name.map(Some),
+            phone: draft.phone.map(Some),
+            metadata: draft.metadata.map(Some),
+        };
+        let customer = self.update(customer_id, &patch).await?;
+        let claimed = self
+            .repo
+            .store()
+            .transact(vec![crate::auth::links::claim_op(
+                auth_identity_id,
+                "customer",
+                customer_id,
+            )])
+            .await;
+        match claimed {
+            Ok(()) => Ok(customer),
+            Err(crate::store::StoreError::ConditionFailed { .. }) => Err(DomainError::InvalidData(
+                super::repository::EXTRA_CONDITION_FAILED.into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The customer of a signed-up identity, created or linked on its behalf (Cognito's
+    /// sign-up and token triggers): an existing customer with an account and this email is
+    /// linked; otherwise one is created, left for the identity's own registration to claim.
+    /// Idempotent: a second delivery finds the link.
+    pub async fn ensure_for_identity(
+        &self,
+        auth_identity_id: &str,
+        email: &str,
+        first_name: Option<String>,
+        last_name: Option<String>,
+    ) -> DomainResult<String> {
+        let store = self.repo.store();
+        for _ in 0..UPDATE_ATTEMPTS {
+            if let Some(link) =
+                crate::auth::links::link(&store, auth_identity_id, "customer").await?
+            {
+                return Ok(link.actor_id);
+            }
+            if let Some(existing) = self.repo.account_by_email(email).await? {
+                match store
+                    .transact(crate::auth::links::link_ops(
+                        auth_identity_id,
+                        "customer",
+                        &existing,
+                    ))
+                    .await
+                {
+                    Ok(()) | Err(crate::store::StoreError::ConditionFailed { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let draft = CustomerDraft {
+                email: Some(email.to_owned()),
+                first_name: first_name.clone(),
+                last_name: last_name.clone(),
+                has_account: true,
+                ..CustomerDraft::default()
+            };
+            let identity = auth_identity_id.to_owned();
+            match self
+                .create_with(draft, Some("signup".into()), move |id| {
+                    crate::auth::links::pending_link_ops(&identity, "customer", id)
+                })
+                .await
+            {
+                Ok(customer) => return Ok(customer.id),
+                // Someone else created or linked it meanwhile: look again.
+                Err(DomainError::Duplicate(_)) => continue,
+                Err(DomainError::InvalidData(m))
+                    if m == super::repository::EXTRA_CONDITION_FAILED =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DomainError::Conflict(format!(
+            "Identity {auth_identity_id} is being linked by other requests, please retry."
+        )))
     }
 
     async fn create_with(

@@ -8,3 +8,4 @@ mod openapi;
 mod store_auth_http;
 mod store_conformance;
 mod tokens;
+mod triggers;

@@ -1,0 +1,119 @@
+//! The Cognito trigger Lambdas: config once, clients once, then the shared trigger handlers.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use shared::auth::triggers::{self, CognitoDirectory, TriggerSettings, UserDirectory};
+use shared::customers::{CustomerRepository, CustomerService};
+use shared::ports::{SystemClock, UlidGenerator};
+use shared::store::KvStore;
+
+use crate::app::{aws_config, init_tracing, open_dynamo};
+use crate::config::{Config, ConfigError, Mode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    PreSignUp,
+    PostConfirmation,
+    PreTokenGeneration,
+}
+
+/// What a trigger runs on.
+pub struct TriggerContext {
+    pub customers: CustomerService,
+    pub directory: Arc<dyn UserDirectory>,
+    pub settings: TriggerSettings,
+}
+
+impl TriggerContext {
+    pub fn new(
+        store: Arc<dyn KvStore>,
+        directory: Arc<dyn UserDirectory>,
+        settings: TriggerSettings,
+    ) -> Self {
+        TriggerContext {
+            customers: CustomerService::new(
+                CustomerRepository::new(store),
+                Arc::new(SystemClock),
+                Arc::new(UlidGenerator::default()),
+            ),
+            directory,
+            settings,
+        }
+    }
+}
+
+/// `ACTOR_TYPE` (`customer` or `user`), `AUTO_CONFIRM`, `CREATE_CUSTOMERS` (default true) and
+/// `TRUSTED_EMAIL_PROVIDERS` (comma list of identity provider names).
+pub fn settings_from(get: impl Fn(&str) -> Option<String>) -> Result<TriggerSettings, ConfigError> {
+    let flag = |name: &str, default: bool| -> Result<bool, ConfigError> {
+        match get(name).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes") => Ok(true),
+            Some("0" | "false" | "no") => Ok(false),
+            Some(other) => Err(ConfigError(format!(
+                "{name} must be true or false, got '{other}'"
+            ))),
+        }
+    };
+    let actor_type = get("ACTOR_TYPE").unwrap_or_else(|| "customer".into());
+    if !shared::auth::ACTOR_TYPES.contains(&actor_type.as_str()) {
+        return Err(ConfigError(format!(
+            "ACTOR_TYPE must be customer or user, got '{actor_type}'"
+        )));
+    }
+    Ok(TriggerSettings {
+        actor_type,
+        auto_confirm: flag("AUTO_CONFIRM", false)?,
+        create_customers: flag("CREATE_CUSTOMERS", true)?,
+        trusted_email_providers: get("TRUSTED_EMAIL_PROVIDERS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// Handles one event; an error makes Cognito refuse the sign-up or sign-in, so only real
+/// failures (the store down) are errors.
+pub async fn handle(
+    trigger: Trigger,
+    event: Value,
+    context: &TriggerContext,
+) -> Result<Value, shared::DomainError> {
+    match trigger {
+        Trigger::PreSignUp => {
+            triggers::pre_sign_up(event, context.directory.as_ref(), &context.settings).await
+        }
+        Trigger::PostConfirmation => {
+            triggers::post_confirmation(event, &context.customers, &context.settings).await
+        }
+        Trigger::PreTokenGeneration => {
+            triggers::pre_token_generation(event, &context.customers, &context.settings).await
+        }
+    }
+}
+
+pub async fn serve(trigger: Trigger) -> Result<(), lambda_runtime::Error> {
+    let config = Config::from_env(Mode::Lambda)?;
+    init_tracing(config.json_logs);
+    let settings = settings_from(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))?;
+    let store = open_dynamo(&config).await?;
+    let directory = Arc::new(CognitoDirectory(
+        aws_sdk_cognitoidentityprovider::Client::new(&aws_config().await),
+    ));
+    let context = Arc::new(TriggerContext::new(store, directory, settings));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| {
+            let context = context.clone();
+            async move {
+                handle(trigger, event.payload, &context)
+                    .await
+                    .map_err(|e| lambda_runtime::Error::from(e.to_string()))
+            }
+        },
+    ))
+    .await
+}

@@ -1,0 +1,374 @@
+//! The Cognito trigger handlers, fed Cognito's own event JSON, on both store backends; the
+//! directory lookup they use against Cognito on moto.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use functions::triggers::{Trigger, TriggerContext, handle, settings_from};
+use integration_tests::{Backend, both_backends, fresh_store, moto_endpoint};
+use serde_json::{Value, json};
+use shared::DomainResult;
+use shared::auth::links;
+use shared::auth::triggers::{CognitoDirectory, TriggerSettings, UserDirectory};
+use shared::customers::{CustomerDraft, CustomerQuery};
+
+fn event(name: &str, replacements: &[(&str, &str)]) -> Value {
+    let path = format!("{}/../infra/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    for (from, to) in replacements {
+        text = text.replace(from, to);
+    }
+    serde_json::from_str(&text).expect("event JSON")
+}
+
+/// A directory with one native user, recording the links asked for.
+#[derive(Default)]
+struct FakeDirectory {
+    native: Vec<(String, String)>,
+    linked: Mutex<Vec<(String, String, String)>>,
+}
+
+#[async_trait]
+impl UserDirectory for FakeDirectory {
+    async fn native_user_by_email(&self, _pool: &str, email: &str) -> DomainResult<Option<String>> {
+        Ok(self
+            .native
+            .iter()
+            .find(|(e, _)| e == email)
+            .map(|(_, u)| u.clone()))
+    }
+    async fn link_provider(
+        &self,
+        _pool: &str,
+        native: &str,
+        provider: &str,
+        id: &str,
+    ) -> DomainResult<()> {
+        self.linked
+            .lock()
+            .unwrap()
+            .push((native.into(), provider.into(), id.into()));
+        Ok(())
+    }
+}
+
+fn settings(auto_confirm: bool) -> TriggerSettings {
+    TriggerSettings {
+        actor_type: "customer".into(),
+        auto_confirm,
+        create_customers: true,
+        trusted_email_providers: vec!["AcmeSaml".into()],
+    }
+}
+
+async fn context(
+    backend: Backend,
+    directory: Arc<FakeDirectory>,
+    auto_confirm: bool,
+) -> Option<TriggerContext> {
+    let store = fresh_store(backend).await?;
+    Some(TriggerContext::new(
+        store,
+        directory,
+        settings(auto_confirm),
+    ))
+}
+
+async fn pre_sign_up_confirms_and_links_by_verified_email(backend: Backend) {
+    let directory = Arc::new(FakeDirectory {
+        native: vec![("ann@example.com".into(), "native-ann".into())],
+        ..Default::default()
+    });
+    let Some(ctx) = context(backend, directory.clone(), true).await else {
+        return;
+    };
+    let answered = handle(
+        Trigger::PreSignUp,
+        event("cognito-pre-sign-up.json", &[("EMAIL", "new@example.com")]),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answered["response"]["autoConfirmUser"], json!(true));
+    assert_eq!(answered["response"]["autoVerifyEmail"], json!(true));
+    assert_eq!(
+        answered["userName"],
+        json!("4f1c8d2a-0f6b-4c1e-9a57-0a6f2c1b7d10"),
+        "the event is echoed"
+    );
+
+    let cases = [
+        ("Google", "true", "ann@example.com", true),
+        ("Google", "false", "ann@example.com", false),
+        ("Google", "true", "stranger@example.com", false),
+        ("AcmeSaml", "false", "ann@example.com", true),
+    ];
+    for (provider, verified, email, links) in cases {
+        let before = directory.linked.lock().unwrap().len();
+        handle(
+            Trigger::PreSignUp,
+            event(
+                "cognito-pre-sign-up-external.json",
+                &[
+                    ("PROVIDER", provider),
+                    ("VERIFIED", verified),
+                    ("EMAIL", email),
+                    ("POOL_ID", "us-east-1_X"),
+                ],
+            ),
+            &ctx,
+        )
+        .await
+        .unwrap();
+        let linked = directory.linked.lock().unwrap().clone();
+        assert_eq!(
+            linked.len() - before,
+            usize::from(links),
+            "{provider} {verified} {email}"
+        );
+        if links {
+            assert_eq!(
+                linked.last().unwrap(),
+                &(
+                    "native-ann".to_owned(),
+                    provider.to_owned(),
+                    "109876543210987654321".to_owned()
+                )
+            );
+        }
+    }
+    // Without auto-confirm, native sign-ups wait for the emailed code.
+    let Some(strict) = context(backend, directory, false).await else {
+        return;
+    };
+    let answered = handle(
+        Trigger::PreSignUp,
+        event("cognito-pre-sign-up.json", &[("EMAIL", "x@example.com")]),
+        &strict,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answered["response"]["autoConfirmUser"], json!(false));
+    let garbage = handle(Trigger::PreSignUp, json!({"hello": "world"}), &strict).await;
+    assert!(garbage.is_err());
+}
+
+async fn post_confirmation_creates_the_customer_once_and_registration_claims_it(backend: Backend) {
+    let Some(ctx) = context(backend, Arc::default(), true).await else {
+        return;
+    };
+    let sub = "6a1f0c1e-1111-4b2c-9d3e-abcdefabcdef";
+    let confirmed = event(
+        "cognito-post-confirmation.json",
+        &[("SUB", sub), ("EMAIL", "Paula@Example.com")],
+    );
+    // Delivered twice (Cognito retries triggers): one customer.
+    for _ in 0..2 {
+        let answered = handle(Trigger::PostConfirmation, confirmed.clone(), &ctx)
+            .await
+            .unwrap();
+        assert_eq!(
+            answered, confirmed,
+            "PostConfirmation answers with the event itself"
+        );
+    }
+    let page = ctx
+        .customers
+        .list(&CustomerQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.count, 1);
+    let customer = &page.customers[0];
+    assert!(customer.has_account);
+    assert_eq!(customer.first_name.as_deref(), Some("Paula"));
+    let store = ctx.customers.store();
+    assert_eq!(
+        links::actor_id(&store, sub, "customer").await.unwrap(),
+        Some(customer.id.clone())
+    );
+
+    // The token trigger now names the customer.
+    let token = handle(
+        Trigger::PreTokenGeneration,
+        event(
+            "cognito-pre-token-v2.json",
+            &[("SUB", sub), ("EMAIL", "paula@example.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    let claims = &token["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["claimsToAddOrOverride"];
+    assert_eq!(
+        claims,
+        &json!({"actor_id": customer.id, "actor_type": "customer", "auth_identity_id": sub})
+    );
+    assert_eq!(
+        token["response"]["claimsAndScopeOverrideDetails"]["idTokenGeneration"]["claimsToAddOrOverride"],
+        *claims
+    );
+
+    // The storefront's `POST /store/customers` after sign-up claims that customer, once.
+    let draft = CustomerDraft {
+        email: Some("paula@example.com".into()),
+        last_name: Some("Poste".into()),
+        ..Default::default()
+    };
+    let claimed = ctx.customers.register(sub, draft.clone()).await.unwrap();
+    assert_eq!(
+        (claimed.id.clone(), claimed.last_name.as_deref()),
+        (customer.id.clone(), Some("Poste"))
+    );
+    let again = ctx.customers.register(sub, draft).await.unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        "Request already authenticated as a customer."
+    );
+
+    // A second identity with the same email (say, Google) links to the same customer.
+    let other = "7b2e1d2f-2222-4c3d-8e4f-bcdefabcdefa";
+    handle(
+        Trigger::PostConfirmation,
+        event(
+            "cognito-post-confirmation.json",
+            &[("SUB", other), ("EMAIL", "paula@example.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        links::actor_id(&store, other, "customer").await.unwrap(),
+        Some(customer.id.clone())
+    );
+    let page = ctx
+        .customers
+        .list(&CustomerQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.count, 1);
+}
+
+async fn pre_token_creates_federated_customers_and_leaves_native_ones_unlinked(backend: Backend) {
+    let Some(ctx) = context(backend, Arc::default(), true).await else {
+        return;
+    };
+    // A native identity before its customer exists: an empty actor, as Medusa's register token.
+    let native = handle(
+        Trigger::PreTokenGeneration,
+        event(
+            "cognito-pre-token-v2.json",
+            &[("SUB", "sub-native"), ("EMAIL", "n@example.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        native["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["claimsToAddOrOverride"]
+            ["actor_id"],
+        json!("")
+    );
+    // A federated identity never passes PostConfirmation: its customer is made here, once.
+    for _ in 0..2 {
+        let federated = handle(
+            Trigger::PreTokenGeneration,
+            event(
+                "cognito-pre-token-v2-federated.json",
+                &[("SUB", "sub-google"), ("EMAIL", "gina@gmail.com")],
+            ),
+            &ctx,
+        )
+        .await
+        .unwrap();
+        let actor = federated["response"]["claimsAndScopeOverrideDetails"]["idTokenGeneration"]["claimsToAddOrOverride"]["actor_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(actor.starts_with("cus_"), "{federated}");
+    }
+    let page = ctx
+        .customers
+        .list(&CustomerQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.count, 1);
+    assert_eq!(page.customers[0].first_name.as_deref(), Some("Gina"));
+}
+
+both_backends!(
+    pre_sign_up_confirms_and_links_by_verified_email,
+    post_confirmation_creates_the_customer_once_and_registration_claims_it,
+    pre_token_creates_federated_customers_and_leaves_native_ones_unlinked,
+);
+
+#[test]
+fn trigger_settings_come_from_the_environment() {
+    let get = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    let s = settings_from(get(&[
+        ("ACTOR_TYPE", "user"),
+        ("AUTO_CONFIRM", "true"),
+        ("TRUSTED_EMAIL_PROVIDERS", "A, B"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (s.actor_type.as_str(), s.auto_confirm, s.create_customers),
+        ("user", true, true)
+    );
+    assert_eq!(s.trusted_email_providers, vec!["A", "B"]);
+    assert!(settings_from(get(&[("ACTOR_TYPE", "robot")])).is_err());
+    assert!(settings_from(get(&[("AUTO_CONFIRM", "maybe")])).is_err());
+}
+
+#[tokio::test]
+async fn directory_finds_native_users_by_email_on_moto() {
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    let client = integration_tests::cognito_client(&endpoint).await;
+    let (pool, app) = integration_tests::cognito_pool(&client, "directory").await;
+    client
+        .sign_up()
+        .client_id(&app)
+        .username("dora@example.com")
+        .password("D0ra-Passw0rd!")
+        .user_attributes(
+            aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
+                .name("email")
+                .value("dora@example.com")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let directory = CognitoDirectory(client);
+    let found = directory
+        .native_user_by_email(&pool, "dora@example.com")
+        .await
+        .unwrap();
+    assert!(found.is_some());
+    assert_eq!(
+        directory
+            .native_user_by_email(&pool, "nobody@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+}
