@@ -181,3 +181,81 @@ async fn every_route_lambda_serves_its_event(backend: Backend) {
 }
 
 both_backends!(every_route_lambda_serves_its_event);
+
+/// A shopper's route behind the customer pool's JWT authorizer: Cognito's access-token claims
+/// (no Medusa claims when no trigger added them) reach the customer through the identity link.
+async fn store_lambda_maps_customer_pool_claims(backend: Backend) {
+    let store = fresh_store(backend).await.expect("backend available");
+    let mut config = test_config(temp_dir("lambda"));
+    config.auth = AuthConfig::Cognito(functions::config::CognitoConfig {
+        region: "eu-west-1".into(),
+        jwks_base_url: "http://127.0.0.1:9".into(),
+        pools: vec![shared::auth::cognito::CognitoPool {
+            actor_type: "customer".into(),
+            pool_id: "eu-west-1_Customers".into(),
+            client_id: "storefrontclient".into(),
+            domain: None,
+            redirect_uri: None,
+            federated: Vec::new(),
+        }],
+        auto_confirm: true,
+    });
+    config.admin_email = None;
+    let state = functions::app::build_state(&config, store)
+        .await
+        .expect("state");
+    let key = state
+        .api_keys
+        .create("web", shared::api_keys::KeyType::Publishable, "user_x")
+        .await
+        .unwrap();
+    let sub = "0c9d8e7f-aaaa-4bbb-8ccc-dddddddddddd";
+    let customer = state
+        .customers
+        .register(
+            sub,
+            shared::customers::CustomerDraft {
+                email: Some("lambda.shopper@example.com".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let lambdas = Lambdas { state };
+    let invoke = |client: &'static str, key: String| {
+        let event = fixture("store-me.json", "")
+            .replace("PUBLISHABLE_KEY", &key)
+            .replace("CLIENT_ID", client)
+            .replace("SUB", sub);
+        let lambdas = &lambdas;
+        async move {
+            let request = lambda_http::request::from_str(&event).expect("valid event");
+            let (parts, body) = request.into_parts();
+            let request = axum::http::Request::from_parts(parts, Body::from(body.to_vec()));
+            let response = router(lambdas.state.clone(), &[Route::StoreMe])
+                .oneshot(request)
+                .await
+                .expect("response");
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = invoke("storefrontclient", key.token.clone()).await;
+    assert_eq!(
+        (status, body["customer"]["id"].clone()),
+        (200, json!(customer.id)),
+        "{body}"
+    );
+    let (status, _) = invoke("anotherclient", key.token.clone()).await;
+    assert_eq!(status, 401, "a token of another app client");
+    let (status, _) = invoke("storefrontclient", "pk_unknown".into()).await;
+    assert_eq!(status, 400);
+}
+
+both_backends!(store_lambda_maps_customer_pool_claims);

@@ -7,5 +7,6 @@ mod lambda_events;
 mod openapi;
 mod store_auth_http;
 mod store_conformance;
+mod template;
 mod tokens;
 mod triggers;

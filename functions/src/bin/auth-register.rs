@@ -1,0 +1,6 @@
+//! Lambda for `POST /auth/{actor}/{provider}/register`; see `functions::lambda`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::lambda::serve(&[functions::http::Route::Register]).await
+}

@@ -1,0 +1,59 @@
+//! `template.yaml` deploys exactly the route table: every API route has a function event with
+//! the authorizer its access needs, and every function's binary exists.
+
+use functions::http::{Access, ROUTES, Route};
+
+fn template() -> String {
+    std::fs::read_to_string(format!("{}/../template.yaml", env!("CARGO_MANIFEST_DIR")))
+        .expect("template.yaml")
+}
+
+#[test]
+fn every_route_is_deployed_with_the_right_authorizer() {
+    let template = template();
+    let local_only = [Route::Health, Route::OpenApi, Route::Jwks];
+    let mut deployed = 0;
+    for spec in ROUTES.iter().filter(|s| !local_only.contains(&s.route)) {
+        let auth = match spec.access {
+            Access::Staff => "",
+            Access::Public | Access::Identity => ", Auth: { Authorizer: NONE }",
+            Access::Shopper | Access::StoreSignup => ", Auth: { Authorizer: CustomerJwt }",
+        };
+        let event = format!(
+            "Properties: {{ ApiId: !Ref Api, Path: \"{}\", Method: {}{auth} }}",
+            spec.path, spec.method
+        );
+        assert_eq!(
+            template.matches(&event).count(),
+            1,
+            "{:?}: expected exactly one `{event}`",
+            spec.route
+        );
+        deployed += 1;
+    }
+    let events = template.matches("Type: HttpApi").count();
+    assert_eq!(
+        events, deployed,
+        "no route in the template beyond the table"
+    );
+}
+
+#[test]
+fn every_function_binary_exists() {
+    let template = template();
+    let binaries: Vec<&str> = template
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Binary: "))
+        .collect();
+    assert!(binaries.len() > 40);
+    for binary in binaries {
+        let path = format!(
+            "{}/../functions/src/bin/{binary}.rs",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        assert!(
+            std::path::Path::new(&path).exists(),
+            "{binary} has no {path}"
+        );
+    }
+}
