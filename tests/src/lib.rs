@@ -153,7 +153,7 @@ impl TestServer {
         let addr = addr.await.expect("server did not start");
         let mut server = TestServer {
             base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
+            client: shared::ports::http_client(),
             token: String::new(),
             store,
             data_dir,

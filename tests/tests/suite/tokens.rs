@@ -105,7 +105,7 @@ async fn expired_and_wrong_issuer_tokens_from_the_right_key_are_rejected() {
         }));
         addr.await.unwrap()
     };
-    let client = reqwest::Client::new();
+    let client = shared::ports::http_client();
     let call = |token: String| {
         let client = client.clone();
         async move {
@@ -164,5 +164,97 @@ async fn expired_and_wrong_issuer_tokens_from_the_right_key_are_rejected() {
         call(good.issue(&unlinked, "emailpass", now).unwrap()).await,
         401,
         "no actor yet"
+    );
+}
+
+/// The local provider's side of the security suite: tokens of the right key but the wrong kind
+/// or actor, and one customer's token on another's records.
+#[tokio::test]
+async fn wrong_kinds_and_actors_are_rejected_with_the_local_provider() {
+    let s = TestServer::start(Backend::Embedded)
+        .await
+        .expect("embedded");
+    let key = s.publishable_key().await;
+    let signer = TokenIssuer::new(
+        SigningKey::load_or_create(&s.data_dir.join("jwt-signing-key.json")).unwrap(),
+        "customer-module-test",
+        3600,
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // An "ID token": right key, right issuer, Medusa's claims, but not an access token.
+    let mut id_claims = claims_of(&s.token);
+    id_claims.insert("token_use".into(), json!("id"));
+    id_claims.remove("exp");
+    id_claims.remove("iat");
+    id_claims.remove("iss");
+    id_claims.remove("jti");
+    let id_token = signer.sign(id_claims, now, 3600).unwrap();
+    assert_eq!(status_with(&s, &id_token).await, 401, "ID token");
+
+    // Customers: a registered one, whose token must not open /admin.
+    let register = s
+        .request(
+            "POST",
+            "/auth/customer/emailpass/register",
+            Some(json!({"email": "eve@example.com", "password": "eve-password"})),
+            &[],
+        )
+        .await;
+    let token = register.body["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let created = s
+        .request(
+            "POST",
+            "/store/customers",
+            Some(json!({"email": "eve@example.com"})),
+            &[("authorization", &bearer), ("x-publishable-api-key", &key)],
+        )
+        .await;
+    assert_eq!(created.status, 200);
+    let login = s
+        .request(
+            "POST",
+            "/auth/customer/emailpass",
+            Some(json!({"email": "eve@example.com", "password": "eve-password"})),
+            &[],
+        )
+        .await;
+    let customer_token = login.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        status_with(&s, &customer_token).await,
+        401,
+        "customer token on /admin"
+    );
+    let before = s.get("/admin/customers").await.1["count"].clone();
+    let write = s
+        .request(
+            "POST",
+            "/admin/customers",
+            Some(json!({"email": "sneaky@example.com"})),
+            &[("authorization", &format!("Bearer {customer_token}"))],
+        )
+        .await;
+    assert_eq!(write.status, 401);
+    assert_eq!(
+        s.get("/admin/customers").await.1["count"],
+        before,
+        "nothing written"
+    );
+
+    // A staff token on a shopper's route.
+    let staff_on_store = s
+        .request(
+            "GET",
+            "/store/customers/me",
+            None,
+            &[
+                ("authorization", &format!("Bearer {}", s.token)),
+                ("x-publishable-api-key", &key),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (staff_on_store.status, staff_on_store.body),
+        (401, json!({"message": "Unauthorized"}))
     );
 }
