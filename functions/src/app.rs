@@ -272,13 +272,27 @@ pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupErro
     ))
 }
 
+/// Logging per `RUST_LOG` (`info`, `shared=debug,info`, …: levels per target; the regex-based
+/// span filters of `EnvFilter` are left out to keep the Lambda binaries small).
 pub fn init_tracing(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = if json {
-        builder.json().flatten_event(true).without_time().try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .without_time(),
+            )
+            .try_init()
     } else {
-        builder.try_init()
+        registry.with(tracing_subscriber::fmt::layer()).try_init()
     };
 }

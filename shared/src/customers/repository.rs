@@ -155,11 +155,18 @@ impl CustomerRepository {
     /// a failed condition among them is reported as `ExtraConditionFailed`.
     pub async fn create(&self, c: &Customer, extra: Vec<WriteOp>) -> DomainResult<()> {
         let entries = search::entries(c);
-        self.put_search_entries(&entries, &c.id).await?;
-        let mut ops = vec![WriteOp::Put {
+        let mut ops = Vec::new();
+        // One commit rather than two where a transaction is as cheap as a batch: the entries
+        // ride in the customer's own transaction when they fit.
+        let inline = self.store.transactions_are_cheap()
+            && entries.len() + extra.len() + 3 <= crate::store::MAX_TRANSACTION_OPS;
+        if !inline {
+            self.put_search_entries(&entries, &c.id).await?;
+        }
+        ops.push(WriteOp::Put {
             item: to_item(c)?,
             condition: Some(Condition::NotExists),
-        }];
+        });
         if let Some(email) = c.email_key() {
             ops.push(marker_put(c, &email));
         }
@@ -171,6 +178,12 @@ impl CustomerRepository {
         });
         let first_extra = ops.len();
         ops.extend(extra);
+        if inline {
+            ops.extend(entries.iter().map(|k| WriteOp::Put {
+                item: search::item(k, &c.id),
+                condition: None,
+            }));
+        }
         let result = match self.store.transact(ops).await {
             Ok(()) => return Ok(()),
             Err(StoreError::ConditionFailed { index }) if index >= first_extra => {
@@ -183,6 +196,9 @@ impl CustomerRepository {
             ))),
             Err(e) => Err(e.into()),
         };
+        if inline {
+            return result;
+        }
         // The id is new and nobody else's: its entries can go at once.
         let orphans = entries.into_iter().map(BatchOp::Delete).collect();
         if let Err(e) = self.store.batch_write(orphans).await {

@@ -408,6 +408,10 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
 
 #[async_trait]
 impl KvStore for EmbeddedStore {
+    fn transactions_are_cheap(&self) -> bool {
+        true
+    }
+
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         // A point read takes microseconds: less than handing it to the blocking pool.
         let txn = self.db.begin_read().map_err(backend)?;

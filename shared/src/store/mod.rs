@@ -243,6 +243,12 @@ pub trait KvStore: Send + Sync {
     /// Unconditional puts and deletes, retried until all are applied.
     async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError>;
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError>;
+    /// Whether a transaction costs no more than a batch write of the same items. True for the
+    /// embedded file (one commit either way, so fewer commits is faster); false for DynamoDB,
+    /// where a transactional write costs twice a plain one.
+    fn transactions_are_cheap(&self) -> bool {
+        false
+    }
     /// Several queries at once (the shards of a sharded index); backends may run them together.
     async fn query_many(&self, queries: &[Query]) -> Result<Vec<QueryPage>, StoreError> {
         futures::future::try_join_all(queries.iter().map(|q| self.query(q))).await
