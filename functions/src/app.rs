@@ -17,8 +17,13 @@ use shared::store::KvStore;
 use shared::store::dynamo::DynamoStore;
 use shared::store::embedded::EmbeddedStore;
 
-use crate::config::{AuthConfig, CognitoConfig, Config, StoreConfig};
-use crate::http::AppState;
+use shared::files::{FileStore, LocalFiles, S3Files};
+use shared::transfer::Jobs;
+use shared::transfer::export::Exporter;
+use shared::transfer::import::Importer;
+
+use crate::config::{AuthConfig, CognitoConfig, Config, FilesConfig, StoreConfig};
+use crate::http::{AppState, JobRunner, Transfer};
 
 #[derive(Debug, thiserror::Error)]
 #[error("start-up failed: {0}")]
@@ -73,7 +78,8 @@ pub async fn open_dynamo(config: &Config) -> Result<Arc<dyn KvStore>, StartupErr
 }
 
 /// The domain services every entry point needs, on one store.
-struct Services {
+pub struct Services {
+    jobs: Jobs,
     customers: CustomerService,
     addresses: AddressService,
     groups: GroupService,
@@ -83,6 +89,7 @@ struct Services {
 
 fn services(store: Arc<dyn KvStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Services {
     Services {
+        jobs: Jobs::new(store.clone(), clock.clone(), ids.clone()),
         customers: CustomerService::new(
             CustomerRepository::new(store.clone()),
             clock.clone(),
@@ -95,14 +102,62 @@ fn services(store: Arc<dyn KvStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGener
     }
 }
 
+/// The file store the configuration names.
+pub async fn open_files(config: &Config) -> Option<Arc<dyn FileStore>> {
+    match config.files.as_ref()? {
+        FilesConfig::Local(dir) => Some(Arc::new(LocalFiles::new(dir.clone()))),
+        FilesConfig::S3 { bucket } => {
+            let shared = aws_config().await;
+            let s3 = aws_sdk_s3::config::Builder::from(&shared)
+                // moto (and other local endpoints) serve buckets by path.
+                .force_path_style(std::env::var_os("AWS_ENDPOINT_URL").is_some())
+                .build();
+            Some(Arc::new(S3Files::new(
+                aws_sdk_s3::Client::from_conf(s3),
+                bucket.clone(),
+            )))
+        }
+    }
+}
+
+fn transfer_from(
+    domain: &Services,
+    jobs: Jobs,
+    files: Arc<dyn FileStore>,
+    runner: JobRunner,
+) -> Transfer {
+    Transfer {
+        importer: Importer {
+            jobs: jobs.clone(),
+            customers: domain.customers.clone(),
+            addresses: domain.addresses.clone(),
+            groups: domain.groups.clone(),
+            files: files.clone(),
+            concurrency: 32,
+        },
+        exporter: Exporter {
+            jobs: jobs.clone(),
+            customers: domain.customers.clone(),
+            addresses: domain.addresses.clone(),
+            groups: domain.groups.clone(),
+            files: files.clone(),
+        },
+        jobs,
+        files,
+        runner,
+    }
+}
+
 fn state_from(
     domain: Services,
     identity: Option<Arc<dyn IdentityProvider>>,
     issuer: Option<Arc<TokenIssuer>>,
     auth: Authenticator,
     config: &Config,
+    transfer: Option<Transfer>,
 ) -> AppState {
     AppState {
+        transfer,
         customers: domain.customers,
         addresses: domain.addresses,
         groups: domain.groups,
@@ -225,12 +280,16 @@ pub async fn build_state(
             .await
             .map_err(|e| StartupError(format!("cannot create the first staff user: {e}")))?;
     }
+    let transfer = open_files(config)
+        .await
+        .map(|files| transfer_from(&domain, domain.jobs.clone(), files, JobRunner::InProcess));
     Ok(state_from(
         domain,
         identity,
         issuer,
         Authenticator::new(verifiers, store),
         config,
+        transfer,
     ))
 }
 
@@ -263,12 +322,16 @@ pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupErro
         Arc::new(SystemClock),
         Arc::new(UlidGenerator::default()),
     );
+    let transfer = open_files(config)
+        .await
+        .map(|files| transfer_from(&domain, domain.jobs.clone(), files, JobRunner::ViaBucket));
     Ok(state_from(
         domain,
         identity,
         None,
         Authenticator::new(verifiers, store),
         config,
+        transfer,
     ))
 }
 

@@ -53,6 +53,16 @@ pub struct Config {
     pub store_cache_bytes: usize,
     /// Session cookies marked `Secure; SameSite=None` (`COOKIE_SECURE`; on by default in Lambda).
     pub secure_cookies: bool,
+    /// Where bulk files go; `None` in functions that move none.
+    pub files: Option<FilesConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilesConfig {
+    /// A local folder (`FILES_DIR`, default `DATA_DIR/files`).
+    Local(PathBuf),
+    /// An S3 bucket (`BUCKET_NAME`; real AWS, or moto through `AWS_ENDPOINT_URL`).
+    S3 { bucket: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -161,12 +171,20 @@ impl Config {
             Some(_) => flag("COOKIE_SECURE")?,
             None => mode == Mode::Lambda,
         };
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| ".data".into()));
+        let files = match (get("BUCKET_NAME"), get("FILES_DIR"), mode) {
+            (Some(bucket), _, _) => Some(FilesConfig::S3 { bucket }),
+            (None, Some(dir), _) => Some(FilesConfig::Local(PathBuf::from(dir))),
+            (None, None, Mode::LocalServer) => Some(FilesConfig::Local(data_dir.join("files"))),
+            (None, None, Mode::Lambda) => None,
+        };
         Ok(Config {
+            files,
             secure_cookies,
             store_cache_bytes,
             host: get("HOST").unwrap_or_else(|| "127.0.0.1".into()),
             port,
-            data_dir: PathBuf::from(get("DATA_DIR").unwrap_or_else(|| ".data".into())),
+            data_dir,
             admin_email: get("ADMIN_EMAIL"),
             admin_password: get("ADMIN_PASSWORD"),
             store,

@@ -6,3 +6,4 @@ pub mod http;
 pub mod lambda;
 pub mod server;
 pub mod triggers;
+pub mod worker;

@@ -3,8 +3,8 @@
 #  1. seeds N customers (default 100,000) into a fresh embedded store, through the use case;
 #  2. serves it with a release build of the local server on loopback;
 #  3. drives it with wrk (16 connections, 2 threads) and prints requests/s and p50/p99;
-#  4. prints the size of every Lambda binary (arm64 with cargo-lambda when available, else the
-#     native stripped release build), and the cold start of one Lambda binary against moto.
+#  4. prints the size of Lambda binaries (arm64 with cargo-lambda when available — a sample, or
+#     every one with LAMBDAS=all — else the native stripped release build), and the cold start of one Lambda binary against moto.
 # Needs: wrk (apt-get install wrk), python3; cargo-lambda optional (pip install cargo-lambda).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +19,7 @@ trap 'kill ${SERVER_PID:-0} ${MOTO_PID:-0} 2>/dev/null || true; rm -rf "$WORK"' 
 
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk"; exit 1; }
 echo "==> release build"
-cargo build --release -p functions --bins 2>&1 | tail -1
+cargo build --release -p functions --bin local-server --bin get-customer 2>&1 | tail -1
 
 export DATA_DIR=$WORK/data ADMIN_EMAIL=bench@example.com ADMIN_PASSWORD=bench-password RUST_LOG=warn
 echo "==> seeding $COUNT customers into $DATA_DIR"
@@ -57,11 +57,16 @@ kill $SERVER_PID; SERVER_PID=
 
 echo "==> Lambda binaries"
 if command -v cargo-lambda >/dev/null && rustup target list --installed | grep -q aarch64-unknown-linux-gnu; then
-  cargo lambda build --release --arm64 2>&1 | tail -1
+  # A sample by default (every function links the same code); LAMBDAS=all builds every one.
+  if [ "${LAMBDAS:-sample}" = all ]; then
+    cargo lambda build --release --arm64 2>&1 | tail -1
+  else
+    cargo lambda build --release --arm64 --bin get-customer --bin create-customer --bin store-me --bin auth-sign-in --bin cognito-pre-token 2>&1 | tail -1
+  fi
   for f in target/lambda/*/bootstrap; do printf '%-24s %s bytes (arm64, stripped)\n' "$(basename "$(dirname "$f")")" "$(stat -c %s "$f")"; done
 else
   echo "(cargo-lambda or the aarch64 target missing: native release binaries, stripped)"
-  for b in list-customers create-customer get-customer update-customer delete-customer; do
+  for b in get-customer; do
     printf '%-24s %s bytes\n' "$b" "$(stat -c %s "$BIN/$b")"
   done
 fi

@@ -388,6 +388,39 @@ impl AddressService {
         self.write(None, address).await
     }
 
+    /// Writes an address exactly as given (an import of our own export): created with its id
+    /// when missing, replaced when it differs. Returns whether anything changed.
+    pub async fn import(&self, customer_id: &str, wanted: &Address) -> DomainResult<bool> {
+        for _ in 0..ATTEMPTS {
+            let current = match self
+                .store
+                .get(&address_key(customer_id, &wanted.id))
+                .await?
+            {
+                Some(item) => Some(from_item(item)?),
+                None => None,
+            };
+            let mut next = wanted.clone();
+            next.customer_id = customer_id.to_owned();
+            next.deleted_at = None;
+            if let Some(c) = &current {
+                let mut same = next.clone();
+                same.version = c.version;
+                same.created_at = c.created_at.clone();
+                same.updated_at = c.updated_at.clone();
+                if &same == c {
+                    return Ok(false);
+                }
+                next.created_at = c.created_at.clone();
+            }
+            match self.write(current.as_ref(), next).await {
+                Err(DomainError::Conflict(_)) => continue,
+                other => return other.map(|_| true),
+            }
+        }
+        Err(conflict(&wanted.id))
+    }
+
     pub async fn update(
         &self,
         customer_id: &str,

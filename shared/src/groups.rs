@@ -292,6 +292,26 @@ impl GroupService {
         }
     }
 
+    /// The live group with this name (case-insensitive), created when there is none: how an
+    /// import turns tag names into groups. Safe under concurrency: the name marker decides.
+    pub async fn ensure_named(&self, name: &str, created_by: Option<&str>) -> DomainResult<String> {
+        for _ in 0..3 {
+            if let Some(marker) = self.store.get(&name_key(name)).await?
+                && let Some(id) = marker.get("group_id").and_then(Value::as_str)
+            {
+                return Ok(id.to_owned());
+            }
+            match self.create(name, None, created_by.map(str::to_owned)).await {
+                Ok(group) => return Ok(group.id),
+                Err(DomainError::InvalidData(m)) if m.ends_with("already exists.") => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DomainError::Conflict(format!(
+            "Customer group {name} is being created by other requests, please retry."
+        )))
+    }
+
     pub async fn update(
         &self,
         id: &str,

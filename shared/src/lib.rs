@@ -8,8 +8,10 @@ pub mod backoff;
 pub mod customers;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod groups;
 pub mod ports;
 pub mod store;
+pub mod transfer;
 
 pub use error::{DomainError, DomainResult};

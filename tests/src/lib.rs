@@ -100,6 +100,7 @@ pub struct Reply {
 }
 
 pub fn test_config(data_dir: PathBuf) -> Config {
+    let files = data_dir.join("files");
     Config {
         host: "127.0.0.1".into(),
         port: 0,
@@ -114,6 +115,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         json_logs: false,
         store_cache_bytes: 16 * 1024 * 1024,
         secure_cookies: false,
+        files: Some(functions::config::FilesConfig::Local(files)),
     }
 }
 

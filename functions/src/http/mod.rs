@@ -13,6 +13,7 @@ pub mod groups;
 pub mod openapi;
 pub mod query;
 pub mod store;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -52,6 +53,79 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Session cookies are `Secure; SameSite=None` (behind HTTPS) rather than `SameSite=Lax`.
     pub secure_cookies: bool,
+    /// Bulk import and export, where a file store is configured.
+    pub transfer: Option<Transfer>,
+}
+
+/// How a new job gets going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobRunner {
+    /// In this process, in the background (the local server).
+    InProcess,
+    /// By the transfer worker, started by S3 events (Lambda): an import by its file's arrival,
+    /// an export by a request object under `jobs/`.
+    ViaBucket,
+}
+
+/// Import and export jobs and what they run on.
+#[derive(Clone)]
+pub struct Transfer {
+    pub jobs: shared::transfer::Jobs,
+    pub importer: shared::transfer::import::Importer,
+    pub exporter: shared::transfer::export::Exporter,
+    pub files: Arc<dyn shared::files::FileStore>,
+    pub runner: JobRunner,
+}
+
+impl Transfer {
+    /// Starts a job the way this process runs jobs.
+    pub async fn start(&self, job: &shared::transfer::Job) -> shared::DomainResult<()> {
+        use shared::transfer::JobKind;
+        match (self.runner, job.kind) {
+            (JobRunner::InProcess, _) => {
+                let this = self.clone();
+                let id = job.id.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = this.run(&id, Default::default()).await {
+                        tracing::error!(job_id = %id, error = %e, "job stopped");
+                    }
+                });
+                Ok(())
+            }
+            // The uploaded file's own S3 event starts an import.
+            (JobRunner::ViaBucket, JobKind::Import) => Ok(()),
+            (JobRunner::ViaBucket, JobKind::Export) => self.request_run(&job.id, 0).await,
+        }
+    }
+
+    /// Leaves `jobs/<id>-<attempt>.json` for the worker (a new key, so a new S3 event).
+    pub async fn request_run(&self, job_id: &str, attempt: u32) -> shared::DomainResult<()> {
+        let body = json!({ "job_id": job_id, "attempt": attempt }).to_string();
+        self.files
+            .put(
+                &format!("jobs/{job_id}-{attempt}.json"),
+                body.into_bytes(),
+                "application/json",
+            )
+            .await
+    }
+
+    /// Runs a job until it ends or `limits` pause it (imports only; exports run to the end).
+    pub async fn run(
+        &self,
+        job_id: &str,
+        limits: shared::transfer::import::RunLimits,
+    ) -> shared::DomainResult<shared::transfer::Job> {
+        let job = self.jobs.get(job_id).await?;
+        match job.kind {
+            shared::transfer::JobKind::Import => self.importer.run(job_id, limits).await,
+            shared::transfer::JobKind::Export => {
+                let params = query::parse(job.filters.as_deref()).map_err(|e| e.0)?;
+                let list = customers::list_query(&params).map_err(|e| e.0)?;
+                self.exporter.run(job_id, list).await
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,6 +175,14 @@ pub enum Route {
     StoreGetAddress,
     StoreUpdateAddress,
     StoreDeleteAddress,
+    CreateImport,
+    ListImports,
+    GetImport,
+    ImportErrors,
+    CreateExport,
+    ListExports,
+    GetExport,
+    DownloadExport,
 }
 
 /// What a route needs from the caller.
@@ -143,6 +225,11 @@ pub enum Response {
     ApiKeyList,
     ApiKeyDeleted,
     StoreAddressDeleted,
+    Import,
+    ImportList,
+    Export,
+    ExportList,
+    File,
     Customer,
     CustomerList,
     CustomerDeleted,
@@ -332,6 +419,86 @@ pub const ROUTES: &[RouteSpec] = &[
         body: Some(customers::CUSTOMER_BODY),
         query: customers::FIELDS_PARAM,
         response: Response::Customer,
+    },
+    RouteSpec {
+        route: Route::CreateImport,
+        method: Method::POST,
+        path: "/admin/customers/imports",
+        summary: "Import a CSV (text/csv body), or get an upload URL ({} body)",
+        access: Access::Staff,
+        body: None,
+        query: &[],
+        response: Response::Import,
+    },
+    RouteSpec {
+        route: Route::ListImports,
+        method: Method::GET,
+        path: "/admin/customers/imports",
+        summary: "Import jobs, newest first",
+        access: Access::Staff,
+        body: None,
+        query: transfer::LIST_PARAMS,
+        response: Response::ImportList,
+    },
+    RouteSpec {
+        route: Route::GetImport,
+        method: Method::GET,
+        path: "/admin/customers/imports/{id}",
+        summary: "An import job and its counts",
+        access: Access::Staff,
+        body: None,
+        query: &[],
+        response: Response::Import,
+    },
+    RouteSpec {
+        route: Route::ImportErrors,
+        method: Method::GET,
+        path: "/admin/customers/imports/{id}/errors",
+        summary: "An import's error report (where the file store cannot sign URLs)",
+        access: Access::Staff,
+        body: None,
+        query: &[],
+        response: Response::File,
+    },
+    RouteSpec {
+        route: Route::CreateExport,
+        method: Method::POST,
+        path: "/admin/customers/exports",
+        summary: "Export the customers the list filters select (format=csv|ndjson)",
+        access: Access::Staff,
+        body: None,
+        query: customers::LIST_PARAMS,
+        response: Response::Export,
+    },
+    RouteSpec {
+        route: Route::ListExports,
+        method: Method::GET,
+        path: "/admin/customers/exports",
+        summary: "Export jobs, newest first",
+        access: Access::Staff,
+        body: None,
+        query: transfer::LIST_PARAMS,
+        response: Response::ExportList,
+    },
+    RouteSpec {
+        route: Route::GetExport,
+        method: Method::GET,
+        path: "/admin/customers/exports/{id}",
+        summary: "An export job and its download URL",
+        access: Access::Staff,
+        body: None,
+        query: &[],
+        response: Response::Export,
+    },
+    RouteSpec {
+        route: Route::DownloadExport,
+        method: Method::GET,
+        path: "/admin/customers/exports/{id}/download",
+        summary: "The exported file (where the file store cannot sign URLs)",
+        access: Access::Staff,
+        body: None,
+        query: &[],
+        response: Response::File,
     },
     RouteSpec {
         route: Route::GetCustomer,
@@ -679,6 +846,16 @@ fn handler(route: Route) -> MethodRouter<AppState> {
         Route::StoreGetAddress => get(store::get_address),
         Route::StoreUpdateAddress => post(store::update_address),
         Route::StoreDeleteAddress => delete(store::delete_address),
+        Route::CreateImport => {
+            post(transfer::create_import).layer(DefaultBodyLimit::max(transfer::MAX_CSV_BODY))
+        }
+        Route::ListImports => get(transfer::list_imports),
+        Route::GetImport => get(transfer::get_import),
+        Route::ImportErrors => get(transfer::import_errors),
+        Route::CreateExport => post(transfer::create_export),
+        Route::ListExports => get(transfer::list_exports),
+        Route::GetExport => get(transfer::get_export),
+        Route::DownloadExport => get(transfer::download_export),
     }
 }
 

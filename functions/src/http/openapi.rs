@@ -86,6 +86,25 @@ fn response_schema(kind: Response) -> Value {
             "count": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}),
         Response::ApiKeyDeleted => deleted("api_key", false),
         Response::StoreAddressDeleted => deleted("address", true),
+        Response::Import => {
+            json!({"type": "object", "properties": {"import": {"type": "object", "properties": {
+            "id": {"type": "string"}, "status": {"type": "string", "enum": ["pending", "running", "succeeded", "partially_failed", "failed"]},
+            "processed": {"type": "integer"}, "created": {"type": "integer"}, "updated": {"type": "integer"},
+            "unchanged": {"type": "integer"}, "failed": {"type": "integer"}, "error_report_url": {"type": "string", "nullable": true},
+            "upload_url": {"type": "string", "nullable": true}}}}})
+        }
+        Response::ImportList => {
+            json!({"type": "object", "properties": {"imports": {"type": "array", "items": {"type": "object"}}}})
+        }
+        Response::Export => {
+            json!({"type": "object", "properties": {"export": {"type": "object", "properties": {
+            "id": {"type": "string"}, "status": {"type": "string"}, "row_count": {"type": "integer"},
+            "download_url": {"type": "string", "nullable": true}}}}})
+        }
+        Response::ExportList => {
+            json!({"type": "object", "properties": {"exports": {"type": "array", "items": {"type": "object"}}}})
+        }
+        Response::File => json!({"type": "string", "format": "binary"}),
         Response::Customer => {
             json!({"type": "object", "properties": {"customer": {"$ref": "#/components/schemas/Customer"}}})
         }

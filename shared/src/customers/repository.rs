@@ -235,6 +235,22 @@ impl CustomerRepository {
         }
     }
 
+    /// The live customer with this email and `has_account`, if any (one read of its marker).
+    pub async fn by_email(&self, email: &str, has_account: bool) -> DomainResult<Option<String>> {
+        let marker = self
+            .store
+            .get(&email_marker_key(
+                has_account,
+                &super::normalize_email(email),
+            ))
+            .await?;
+        Ok(marker.and_then(|m| {
+            m.get("customer_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        }))
+    }
+
     /// The live customer with an account for this email, if any (one read of its email marker).
     pub async fn account_by_email(&self, email: &str) -> DomainResult<Option<String>> {
         let marker = self

@@ -201,6 +201,54 @@ impl CustomerService {
         Ok(customer)
     }
 
+    /// The live customer with this email and `has_account`, if any.
+    pub async fn find_by_email(
+        &self,
+        email: &str,
+        has_account: bool,
+    ) -> DomainResult<Option<Customer>> {
+        match self.repo.by_email(email, has_account).await? {
+            Some(id) => Ok(self.repo.get(&id).await?.filter(|c| !c.is_deleted())),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates a customer as an import describes it: its own id and timestamps when given
+    /// (our export's), otherwise new ones.
+    pub async fn create_imported(
+        &self,
+        draft: CustomerDraft,
+        id: Option<String>,
+        created_at: Option<String>,
+        updated_at: Option<String>,
+        created_by: Option<String>,
+    ) -> DomainResult<Customer> {
+        let draft = draft.validate()?;
+        let now = iso(self.clock.now());
+        let created_at = created_at
+            .and_then(|t| crate::ports::parse_instant(&t))
+            .unwrap_or_else(|| now.clone());
+        let customer = Customer {
+            id: id.unwrap_or_else(|| self.ids.new_id(ID_PREFIX)),
+            company_name: draft.company_name,
+            first_name: draft.first_name,
+            last_name: draft.last_name,
+            email: draft.email,
+            phone: draft.phone,
+            metadata: draft.metadata,
+            has_account: draft.has_account,
+            created_by,
+            updated_at: updated_at
+                .and_then(|t| crate::ports::parse_instant(&t))
+                .unwrap_or_else(|| created_at.clone()),
+            created_at,
+            deleted_at: None,
+            version: 0,
+        };
+        self.repo.create(&customer, Vec::new()).await?;
+        Ok(customer)
+    }
+
     /// A live customer, or 404.
     pub async fn retrieve(&self, id: &str) -> DomainResult<Customer> {
         match self.repo.get(id).await? {

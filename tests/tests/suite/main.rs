@@ -9,4 +9,5 @@ mod store_auth_http;
 mod store_conformance;
 mod template;
 mod tokens;
+mod transfer_http;
 mod triggers;

@@ -1,0 +1,620 @@
+//! The import engine: streams a CSV from the file store (constant memory, whatever its size),
+//! parses and validates rows on a blocking thread, upserts them by email with bounded
+//! concurrency, records failed rows, and checkpoints after every batch so that a run stopped
+//! anywhere (a Lambda's time limit, a crash) goes on from there. Every write is an upsert, so
+//! replaying a batch changes nothing.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde_json::{Map, Value, json};
+
+use super::format::{self, AddressRecord, Header, ImportRecord, RowError};
+use super::{Job, JobStatus, Jobs};
+use crate::addresses::{Address, AddressPatch, AddressService};
+use crate::customers::{Customer, CustomerDraft, CustomerPatch, CustomerService};
+use crate::error::{DomainError, DomainResult};
+use crate::files::FileStore;
+use crate::groups::GroupService;
+use crate::store::BatchOp;
+
+/// Rows per batch: the unit of checkpointing and of bounded memory.
+const BATCH_ROWS: usize = 500;
+/// Batches parsed ahead of the writers.
+const BATCHES_AHEAD: usize = 2;
+
+/// When a run should stop early and leave the rest to the next run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunLimits {
+    /// Stop after about this many rows (whole batches).
+    pub max_rows: Option<u64>,
+    /// Stop at the first batch boundary after this instant.
+    pub deadline: Option<Instant>,
+}
+
+/// What happened to one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+struct Batch {
+    rows: Vec<(Result<ImportRecord, RowError>, Option<String>)>,
+    /// Byte offset just after the batch's last row, and the row number reached.
+    end_offset: u64,
+    end_row: u64,
+}
+
+enum Parsed {
+    Header(Vec<String>, u64),
+    Batch(Batch),
+    Fatal(String),
+}
+
+#[derive(Clone)]
+pub struct Importer {
+    pub jobs: Jobs,
+    pub customers: CustomerService,
+    pub addresses: AddressService,
+    pub groups: GroupService,
+    pub files: Arc<dyn FileStore>,
+    /// Rows written at the same time.
+    pub concurrency: usize,
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let _ = writer.write_record(fields);
+    let bytes = writer.into_inner().unwrap_or_default();
+    String::from_utf8_lossy(&bytes)
+        .trim_end_matches('\n')
+        .to_owned()
+}
+
+/// Reads the CSV on a blocking thread and sends batches; stops when the receiver is dropped.
+fn parse_thread(
+    reader: crate::files::Reader,
+    start_offset: u64,
+    start_row: u64,
+    header: Option<Vec<String>>,
+    sender: tokio::sync::mpsc::Sender<Parsed>,
+) {
+    let bridge = tokio_util::io::SyncIoBridge::new(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::with_capacity(256 * 1024, bridge));
+    let header = match header {
+        Some(h) => Header::detect(h),
+        None => {
+            let mut first = csv::ByteRecord::new();
+            match csv.read_byte_record(&mut first) {
+                Ok(true) => {
+                    let names: Vec<String> = first
+                        .iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect();
+                    let end = start_offset + csv.position().byte();
+                    if sender
+                        .blocking_send(Parsed::Header(names.clone(), end))
+                        .is_err()
+                    {
+                        return;
+                    }
+                    Header::detect(names)
+                }
+                Ok(false) => Err("The file is empty".into()),
+                Err(e) => Err(format!("The header is not valid CSV: {e}")),
+            }
+        }
+    };
+    let header = match header {
+        Ok(h) => h,
+        Err(message) => {
+            let _ = sender.blocking_send(Parsed::Fatal(message));
+            return;
+        }
+    };
+    let mut row = start_row;
+    let mut rows = Vec::with_capacity(BATCH_ROWS);
+    let mut raw = csv::ByteRecord::new();
+    loop {
+        let more = match csv.read_byte_record(&mut raw) {
+            Ok(more) => more,
+            Err(e) => {
+                // A broken row (an unterminated quote runs to the end): report it, stop there.
+                row += 1;
+                rows.push((
+                    Err(RowError {
+                        row,
+                        column: String::new(),
+                        message: format!("Malformed CSV: {e}"),
+                    }),
+                    None,
+                ));
+                false
+            }
+        };
+        if more {
+            row += 1;
+            let (parsed, original) = match csv::StringRecord::from_byte_record(raw.clone()) {
+                Ok(record) if record.iter().all(str::is_empty) => {
+                    // Blank lines are not rows.
+                    row -= 1;
+                    continue;
+                }
+                Ok(record) => {
+                    let parsed = format::parse(&header, row, &record);
+                    let original = parsed
+                        .is_err()
+                        .then(|| csv_line(&record.iter().map(str::to_owned).collect::<Vec<_>>()));
+                    (parsed, original)
+                }
+                Err(_) => (
+                    Err(RowError {
+                        row,
+                        column: String::new(),
+                        message: "The row is not valid UTF-8".into(),
+                    }),
+                    Some(String::from_utf8_lossy(raw.as_slice()).into_owned()),
+                ),
+            };
+            rows.push((parsed, original));
+        }
+        if rows.len() >= BATCH_ROWS || (!more && !rows.is_empty()) {
+            let batch = Batch {
+                rows: std::mem::take(&mut rows),
+                end_offset: start_offset + csv.position().byte(),
+                end_row: row,
+            };
+            if sender.blocking_send(Parsed::Batch(batch)).is_err() {
+                return;
+            }
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
+fn address_from(customer_id: &str, record: &AddressRecord, now: &str) -> DomainResult<Address> {
+    let mut object = Map::new();
+    for (name, value) in &record.fields {
+        object.insert(
+            (*name).to_owned(),
+            value.clone().map_or(Value::Null, Value::String),
+        );
+    }
+    object.insert("id".into(), record.id.clone().unwrap_or_default().into());
+    object.insert(
+        "is_default_shipping".into(),
+        record.is_default_shipping.into(),
+    );
+    object.insert(
+        "is_default_billing".into(),
+        record.is_default_billing.into(),
+    );
+    object.insert(
+        "metadata".into(),
+        record.metadata.clone().map_or(Value::Null, Value::Object),
+    );
+    object.insert("customer_id".into(), customer_id.into());
+    object.insert(
+        "created_at".into(),
+        record
+            .created_at
+            .clone()
+            .unwrap_or_else(|| now.to_owned())
+            .into(),
+    );
+    object.insert(
+        "updated_at".into(),
+        record
+            .updated_at
+            .clone()
+            .unwrap_or_else(|| now.to_owned())
+            .into(),
+    );
+    object.insert("deleted_at".into(), Value::Null);
+    serde_json::from_value(Value::Object(object)).map_err(|e| DomainError::Internal(e.to_string()))
+}
+
+fn same_profile(a: &Customer, b: &Customer) -> bool {
+    (
+        &a.email,
+        &a.first_name,
+        &a.last_name,
+        &a.company_name,
+        &a.phone,
+        &a.metadata,
+    ) == (
+        &b.email,
+        &b.first_name,
+        &b.last_name,
+        &b.company_name,
+        &b.phone,
+        &b.metadata,
+    )
+}
+
+impl Importer {
+    /// Runs (or goes on with) an import job until the file ends or `limits` stop it; returns
+    /// the job as it is then.
+    pub async fn run(&self, job_id: &str, limits: RunLimits) -> DomainResult<Job> {
+        let mut job = self.jobs.get(job_id).await?;
+        if job.status.is_finished() {
+            return Ok(job);
+        }
+        if job.status == JobStatus::Pending {
+            let next = Job {
+                status: JobStatus::Running,
+                started_at: Some(self.jobs.now()),
+                ..job.clone()
+            };
+            job = self.jobs.save(&job, next).await?;
+        }
+        let reader = match self.files.open(&job.file_key, job.checkpoint_offset).await {
+            Ok(r) => r,
+            Err(DomainError::NotFound(m)) => return self.fail(job, m).await,
+            Err(e) => return Err(e),
+        };
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(BATCHES_AHEAD);
+        let (offset, row, header) = (
+            job.checkpoint_offset,
+            job.checkpoint_row,
+            job.header.clone(),
+        );
+        let parser =
+            tokio::task::spawn_blocking(move || parse_thread(reader, offset, row, header, sender));
+        let started_rows = job.processed;
+        let mut stopped_early = false;
+        while let Some(parsed) = receiver.recv().await {
+            match parsed {
+                Parsed::Fatal(message) => {
+                    drop(receiver);
+                    let _ = parser.await;
+                    return self.fail(job, message).await;
+                }
+                Parsed::Header(names, end) => {
+                    let format = Header::detect(names.clone())
+                        .ok()
+                        .map(|h| h.format.name().to_owned());
+                    let next = Job {
+                        header: Some(names),
+                        format,
+                        checkpoint_offset: end,
+                        ..job.clone()
+                    };
+                    job = self.jobs.save(&job, next).await?;
+                }
+                Parsed::Batch(batch) => {
+                    job = self.write_batch(job, batch).await?;
+                    let done = job.processed - started_rows;
+                    if limits.max_rows.is_some_and(|max| done >= max)
+                        || limits.deadline.is_some_and(|d| Instant::now() >= d)
+                    {
+                        stopped_early = true;
+                        break;
+                    }
+                }
+            }
+        }
+        drop(receiver);
+        let _ = parser.await;
+        if stopped_early {
+            tracing::info!(
+                job_id,
+                processed = job.processed,
+                "import paused at a checkpoint"
+            );
+            return Ok(job);
+        }
+        self.finish(job).await
+    }
+
+    async fn fail(&self, job: Job, message: String) -> DomainResult<Job> {
+        tracing::warn!(job_id = %job.id, %message, "import failed");
+        let next = Job {
+            status: JobStatus::Failed,
+            message: Some(message),
+            finished_at: Some(self.jobs.now()),
+            ..job.clone()
+        };
+        self.jobs.save(&job, next).await
+    }
+
+    async fn write_batch(&self, job: Job, batch: Batch) -> DomainResult<Job> {
+        let created_by = job.created_by.clone();
+        let results: Vec<(Result<Outcome, RowError>, Option<String>)> =
+            futures::stream::iter(batch.rows)
+                .map(|(parsed, original)| {
+                    let created_by = created_by.clone();
+                    async move {
+                        match parsed {
+                            Ok(record) => {
+                                let row = record.row;
+                                match self.upsert(record, created_by.as_deref()).await {
+                                    Ok(outcome) => (Ok(outcome), None),
+                                    Err(
+                                        DomainError::InvalidData(m)
+                                        | DomainError::Duplicate(m)
+                                        | DomainError::NotFound(m),
+                                    ) => (
+                                        Err(RowError {
+                                            row,
+                                            column: String::new(),
+                                            message: m,
+                                        }),
+                                        original,
+                                    ),
+                                    Err(e) => (
+                                        Err(RowError {
+                                            row,
+                                            column: String::new(),
+                                            message: format!("__retry__{e}"),
+                                        }),
+                                        original,
+                                    ),
+                                }
+                            }
+                            Err(e) => (Err(e), original),
+                        }
+                    }
+                })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+        // The store failing (not the row) stops the run at the last checkpoint; the next run
+        // replays this batch, which upserts make harmless.
+        if let Some((Err(e), _)) = results
+            .iter()
+            .find(|(r, _)| matches!(r, Err(e) if e.message.starts_with("__retry__")))
+        {
+            return Err(DomainError::Unavailable(
+                e.message.trim_start_matches("__retry__").to_owned(),
+            ));
+        }
+        let mut next = job.clone();
+        let mut errors = Vec::new();
+        for (result, original) in &results {
+            next.processed += 1;
+            match result {
+                Ok(Outcome::Created) => next.created += 1,
+                Ok(Outcome::Updated) => next.updated += 1,
+                Ok(Outcome::Unchanged) => next.unchanged += 1,
+                Err(e) => {
+                    next.failed += 1;
+                    errors.push(BatchOp::Put(Jobs::error_item(
+                        &job.id,
+                        e,
+                        original.as_deref().unwrap_or_default(),
+                    )));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            self.jobs.store().batch_write(errors).await?;
+        }
+        next.checkpoint_offset = batch.end_offset;
+        next.checkpoint_row = batch.end_row;
+        self.jobs.save(&job, next).await
+    }
+
+    /// Creates or updates the customer of `record` by email (and `has_account`), then its
+    /// groups and addresses.
+    pub async fn upsert(
+        &self,
+        record: ImportRecord,
+        created_by: Option<&str>,
+    ) -> DomainResult<Outcome> {
+        let mut outcome = Outcome::Unchanged;
+        let mut customer = None;
+        for _ in 0..3 {
+            if let Some(current) = self
+                .customers
+                .find_by_email(&record.email, record.has_account)
+                .await?
+            {
+                let patch = CustomerPatch {
+                    email: None,
+                    first_name: record.first_name.clone(),
+                    last_name: record.last_name.clone(),
+                    company_name: record.company_name.clone(),
+                    phone: record.phone.clone(),
+                    metadata: record.metadata.clone(),
+                };
+                let wanted = patch.apply(&current)?;
+                if same_profile(&wanted, &current) {
+                    customer = Some(current);
+                } else {
+                    customer = Some(self.customers.update(&current.id, &patch).await?);
+                    outcome = Outcome::Updated;
+                }
+                break;
+            }
+            let id = match &record.id {
+                Some(id) if self.customers.retrieve(id).await.is_err() => Some(id.clone()),
+                _ => None,
+            };
+            let draft = CustomerDraft {
+                email: Some(record.email.clone()),
+                first_name: record.first_name.clone().flatten(),
+                last_name: record.last_name.clone().flatten(),
+                company_name: record.company_name.clone().flatten(),
+                phone: record.phone.clone().flatten(),
+                metadata: record.metadata.clone().flatten(),
+                has_account: record.has_account,
+            };
+            match self
+                .customers
+                .create_imported(
+                    draft,
+                    id,
+                    record.created_at.clone(),
+                    record.updated_at.clone(),
+                    created_by.map(str::to_owned),
+                )
+                .await
+            {
+                Ok(created) => {
+                    customer = Some(created);
+                    outcome = Outcome::Created;
+                    break;
+                }
+                // Another row (or run) created this email meanwhile: update it instead.
+                Err(DomainError::InvalidData(m)) if m.ends_with("already exists.") => continue,
+                // The id is taken (say, by a deleted customer): a new one.
+                Err(DomainError::Internal(m)) if m.contains("already used") => {
+                    let mut again = record.clone();
+                    again.id = None;
+                    return Box::pin(self.upsert(again, created_by)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let customer = customer.ok_or_else(|| {
+            DomainError::Conflict(format!(
+                "Customer {} is being changed by other requests",
+                record.email
+            ))
+        })?;
+        let mut changed = false;
+        if !record.groups.is_empty() {
+            let mut ids = Vec::with_capacity(record.groups.len());
+            for name in &record.groups {
+                ids.push(self.groups.ensure_named(name, created_by).await?);
+            }
+            let current: Vec<String> = self
+                .groups
+                .groups_of(&customer.id)
+                .await?
+                .into_iter()
+                .map(|g| g.id)
+                .collect();
+            let missing: Vec<String> = ids.into_iter().filter(|g| !current.contains(g)).collect();
+            if !missing.is_empty() {
+                self.groups
+                    .batch_groups(&customer.id, &missing, &[], created_by)
+                    .await?;
+                changed = true;
+            }
+        }
+        if !record.addresses.is_empty() {
+            let now = self.jobs.now();
+            let existing = self.addresses.all(&customer.id).await?;
+            for address in &record.addresses {
+                if address.id.is_some() {
+                    changed |= self
+                        .addresses
+                        .import(&customer.id, &address_from(&customer.id, address, &now)?)
+                        .await?;
+                    continue;
+                }
+                let text = |a: &Address, f: &str| a.text(f).map(str::to_owned);
+                let field = |f: &str| {
+                    address
+                        .fields
+                        .iter()
+                        .find(|(n, _)| *n == f)
+                        .and_then(|(_, v)| v.clone())
+                };
+                let known = existing.iter().any(|a| {
+                    ["address_1", "postal_code", "country_code"]
+                        .iter()
+                        .all(|f| text(a, f) == field(f))
+                });
+                if !known {
+                    let patch = AddressPatch {
+                        text: address.fields.clone(),
+                        is_default_shipping: Some(address.is_default_shipping),
+                        is_default_billing: Some(address.is_default_billing),
+                        metadata: address.metadata.clone().map(Some),
+                    };
+                    self.addresses.create(&customer.id, &patch).await?;
+                    changed = true;
+                }
+            }
+        }
+        if changed && outcome == Outcome::Unchanged {
+            outcome = Outcome::Updated;
+        }
+        Ok(outcome)
+    }
+
+    /// Writes the error report (if any row failed) and the final status.
+    async fn finish(&self, job: Job) -> DomainResult<Job> {
+        let mut report_key = None;
+        if job.failed > 0 {
+            let key = format!("reports/{}-errors.csv", job.id);
+            let mut writer = self.files.create(&key, "text/csv").await?;
+            writer.write(b"row,column,message,original_row\n").await?;
+            let mut after = None;
+            loop {
+                let page = self.jobs.errors(&job.id, after).await?;
+                for item in &page.items {
+                    let text = |k: &str| {
+                        item.get(k)
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let row = item
+                        .get("row")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                        .to_string();
+                    let line = csv_line(&[row, text("column"), text("message"), text("original")]);
+                    writer.write(format!("{line}\n").as_bytes()).await?;
+                }
+                match page.last_key {
+                    Some(last) => after = Some(last),
+                    None => break,
+                }
+            }
+            writer.finish().await?;
+            report_key = Some(key);
+        }
+        let status = if job.failed == 0 {
+            JobStatus::Succeeded
+        } else if job.failed == job.processed {
+            JobStatus::Failed
+        } else {
+            JobStatus::PartiallyFailed
+        };
+        let next = Job {
+            status,
+            error_report_key: report_key,
+            finished_at: Some(self.jobs.now()),
+            ..job.clone()
+        };
+        let saved = self.jobs.save(&job, next).await?;
+        tracing::info!(job_id = %saved.id, processed = saved.processed, created = saved.created, updated = saved.updated, failed = saved.failed, "import finished");
+        Ok(saved)
+    }
+}
+
+/// The job as the API shows it (`{import: …}`), with the error report's URL.
+pub fn render(job: &Job, error_report_url: Option<String>) -> Value {
+    json!({
+        "id": job.id,
+        "status": job.status,
+        "file_key": job.file_key,
+        "format": job.format,
+        "processed": job.processed,
+        "created": job.created,
+        "updated": job.updated,
+        "unchanged": job.unchanged,
+        "failed": job.failed,
+        "error_report_url": error_report_url,
+        "message": job.message,
+        "created_by": job.created_by,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    })
+}
