@@ -79,7 +79,7 @@ pub async fn open_dynamo(config: &Config) -> Result<Arc<dyn KvStore>, StartupErr
 
 /// The domain services every entry point needs, on one store.
 pub struct Services {
-    jobs: Jobs,
+    pub jobs: Jobs,
     customers: CustomerService,
     addresses: AddressService,
     groups: GroupService,
@@ -87,7 +87,11 @@ pub struct Services {
     sessions: SessionStore,
 }
 
-fn services(store: Arc<dyn KvStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Services {
+pub fn services(
+    store: Arc<dyn KvStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+) -> Services {
     Services {
         jobs: Jobs::new(store.clone(), clock.clone(), ids.clone()),
         customers: CustomerService::new(
@@ -120,7 +124,7 @@ pub async fn open_files(config: &Config) -> Option<Arc<dyn FileStore>> {
     }
 }
 
-fn transfer_from(
+pub fn transfer_from(
     domain: &Services,
     jobs: Jobs,
     files: Arc<dyn FileStore>,
@@ -134,6 +138,7 @@ fn transfer_from(
             groups: domain.groups.clone(),
             files: files.clone(),
             concurrency: 32,
+            batch_rows: shared::transfer::import::BATCH_ROWS,
         },
         exporter: Exporter {
             jobs: jobs.clone(),
@@ -141,6 +146,7 @@ fn transfer_from(
             addresses: domain.addresses.clone(),
             groups: domain.groups.clone(),
             files: files.clone(),
+            progress: Default::default(),
         },
         jobs,
         files,
@@ -293,11 +299,14 @@ pub async fn build_state(
     ))
 }
 
-/// A Lambda's state: DynamoDB, and tokens checked by the API Gateway authorizer or an external
-/// issuer's JWKS — never local sign-in, whose code then stays out of the binary.
-pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupError> {
+/// What every Lambda has: DynamoDB, and tokens checked by the API Gateway authorizer or an
+/// issuer's JWKS (Cognito pools, an external issuer) — never local sign-in. Sign-in and file
+/// handling are added only by the functions that need them (`build_lambda_auth_state`,
+/// `build_lambda_transfer_state`), so the others do not link the Cognito and S3 clients.
+async fn lambda_core(
+    config: &Config,
+) -> Result<(Arc<dyn KvStore>, Services, Vec<Arc<TokenVerifier>>), StartupError> {
     let store = open_dynamo(config).await?;
-    let mut identity = None;
     let verifiers = match &config.auth {
         AuthConfig::External {
             issuer,
@@ -305,12 +314,11 @@ pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupErro
             audience,
         } => vec![external_verifier(issuer, jwks_url, audience)],
         AuthConfig::AuthorizerOnly => Vec::new(),
-        AuthConfig::Cognito(cognito) => {
-            let (provider, verifiers) =
-                cognito_provider(cognito, store.clone(), Arc::new(SystemClock)).await;
-            identity = Some(provider);
-            verifiers
-        }
+        AuthConfig::Cognito(cognito) => cognito
+            .pools
+            .iter()
+            .map(|pool| Arc::new(pool.verifier(&cognito.region, &cognito.jwks_base_url)))
+            .collect(),
         AuthConfig::Local { .. } => {
             return Err(StartupError(
                 "local sign-in is not available in Lambda".into(),
@@ -322,17 +330,39 @@ pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupErro
         Arc::new(SystemClock),
         Arc::new(UlidGenerator::default()),
     );
-    let transfer = open_files(config)
+    Ok((store, domain, verifiers))
+}
+
+/// A route Lambda's state (see [`lambda_core`]).
+pub async fn build_lambda_state(config: &Config) -> Result<AppState, StartupError> {
+    let (store, domain, verifiers) = lambda_core(config).await?;
+    let auth = Authenticator::new(verifiers, store);
+    Ok(state_from(domain, None, None, auth, config, None))
+}
+
+/// An auth route Lambda's state: the core plus Cognito sign-in.
+pub async fn build_lambda_auth_state(config: &Config) -> Result<AppState, StartupError> {
+    let (store, domain, _) = lambda_core(config).await?;
+    let AuthConfig::Cognito(cognito) = &config.auth else {
+        return Err(StartupError(
+            "the sign-in functions need COGNITO_* settings".into(),
+        ));
+    };
+    let (identity, verifiers) =
+        cognito_provider(cognito, store.clone(), Arc::new(SystemClock)).await;
+    let auth = Authenticator::new(verifiers, store);
+    Ok(state_from(domain, Some(identity), None, auth, config, None))
+}
+
+/// An import/export Lambda's state: the core plus the bucket.
+pub async fn build_lambda_transfer_state(config: &Config) -> Result<AppState, StartupError> {
+    let (store, domain, verifiers) = lambda_core(config).await?;
+    let files = open_files(config)
         .await
-        .map(|files| transfer_from(&domain, domain.jobs.clone(), files, JobRunner::ViaBucket));
-    Ok(state_from(
-        domain,
-        identity,
-        None,
-        Authenticator::new(verifiers, store),
-        config,
-        transfer,
-    ))
+        .ok_or_else(|| StartupError("BUCKET_NAME is required by this function".into()))?;
+    let transfer = transfer_from(&domain, domain.jobs.clone(), files, JobRunner::ViaBucket);
+    let auth = Authenticator::new(verifiers, store);
+    Ok(state_from(domain, None, None, auth, config, Some(transfer)))
 }
 
 /// Logging per `RUST_LOG` (`info`, `shared=debug,info`, …: levels per target; the regex-based

@@ -96,14 +96,42 @@ pub async fn handle(
     }
 }
 
+/// The directory of triggers that do not look users up (only PreSignUp does).
+struct NoDirectory;
+
+#[async_trait::async_trait]
+impl UserDirectory for NoDirectory {
+    async fn native_user_by_email(&self, _: &str, _: &str) -> shared::DomainResult<Option<String>> {
+        Ok(None)
+    }
+    async fn link_provider(&self, _: &str, _: &str, _: &str, _: &str) -> shared::DomainResult<()> {
+        Err(shared::DomainError::Internal(
+            "this trigger links no users".into(),
+        ))
+    }
+}
+
+/// PostConfirmation and PreTokenGeneration.
 pub async fn serve(trigger: Trigger) -> Result<(), lambda_runtime::Error> {
+    run(trigger, Arc::new(NoDirectory)).await
+}
+
+/// PreSignUp, which looks users up in the pool (and so links the Cognito client).
+pub async fn serve_pre_sign_up() -> Result<(), lambda_runtime::Error> {
+    let directory = Arc::new(CognitoDirectory(
+        aws_sdk_cognitoidentityprovider::Client::new(&aws_config().await),
+    ));
+    run(Trigger::PreSignUp, directory).await
+}
+
+async fn run(
+    trigger: Trigger,
+    directory: Arc<dyn UserDirectory>,
+) -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env(Mode::Lambda)?;
     init_tracing(config.json_logs);
     let settings = settings_from(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))?;
     let store = open_dynamo(&config).await?;
-    let directory = Arc::new(CognitoDirectory(
-        aws_sdk_cognitoidentityprovider::Client::new(&aws_config().await),
-    ));
     let context = Arc::new(TriggerContext::new(store, directory, settings));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Value>| {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use shared::DomainError;
 use shared::transfer::import::RunLimits;
 
-use crate::app::{build_lambda_state, init_tracing};
+use crate::app::{build_lambda_transfer_state, init_tracing};
 use crate::config::{Config, Mode};
 use crate::http::Transfer;
 
@@ -96,7 +96,7 @@ pub async fn handle(
 pub async fn serve() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env(Mode::Lambda)?;
     init_tracing(config.json_logs);
-    let state = build_lambda_state(&config).await?;
+    let state = build_lambda_transfer_state(&config).await?;
     let transfer = state
         .transfer
         .ok_or("BUCKET_NAME is required by the transfer worker")?;

@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    functions::lambda::serve(&[
+    functions::lambda::serve_auth(&[
         functions::http::Route::Callback,
         functions::http::Route::CallbackPost,
     ])

@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    functions::lambda::serve(&[
+    functions::lambda::serve_auth(&[
         functions::http::Route::SignIn,
         functions::http::Route::SignInGet,
     ])

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    functions::lambda::serve(&[functions::http::Route::UpdateProvider]).await
+    functions::lambda::serve_auth(&[functions::http::Route::UpdateProvider]).await
 }

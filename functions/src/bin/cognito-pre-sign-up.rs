@@ -1,6 +1,7 @@
-//! Cognito trigger PreSignUp: confirm native sign-ups, link federated sign-ins by verified email; see `functions::triggers`.
+//! Cognito trigger PreSignUp: confirm native sign-ups, link federated sign-ins by verified email;
+//! see `functions::triggers`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    functions::triggers::serve(functions::triggers::Trigger::PreSignUp).await
+    functions::triggers::serve_pre_sign_up().await
 }

@@ -21,6 +21,8 @@ pub struct Exporter {
     pub addresses: AddressService,
     pub groups: GroupService,
     pub files: std::sync::Arc<dyn FileStore>,
+    /// Rows written so far, for a progress display.
+    pub progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn csv_row(fields: &[String]) -> Vec<u8> {
@@ -126,6 +128,8 @@ impl Exporter {
                 for customer in &page.customers {
                     writer.write(&self.row(customer, ndjson).await?).await?;
                     rows += 1;
+                    self.progress
+                        .store(rows, std::sync::atomic::Ordering::Relaxed);
                 }
                 match page.next_after {
                     Some(after) if !page.customers.is_empty() => query.after = Some(after),

@@ -9,5 +9,6 @@ mod store_auth_http;
 mod store_conformance;
 mod template;
 mod tokens;
+mod transfer_engine;
 mod transfer_http;
 mod triggers;

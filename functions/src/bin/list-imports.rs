@@ -1,0 +1,6 @@
+//! Lambda for `GET /admin/customers/imports`; see `functions::lambda`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    functions::lambda::serve_transfer(&[functions::http::Route::ListImports]).await
+}

@@ -1,0 +1,338 @@
+//! The import engine below HTTP: resuming after a stop or a crash, throttling at the store
+//! seam, and the S3 path (files dropped into the bucket, events delivered twice) over moto.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use functions::http::{JobRunner, Transfer};
+use integration_tests::{Backend, both_backends, fresh_store, moto_endpoint, temp_dir};
+use serde_json::{Value, json};
+use shared::customers::CustomerQuery;
+use shared::files::{FileStore, LocalFiles, S3Files};
+use shared::ports::{SystemClock, UlidGenerator};
+use shared::store::{BatchOp, Item, Key, KvStore, Query, QueryPage, StoreError, WriteOp};
+use shared::transfer::JobKind;
+use shared::transfer::import::RunLimits;
+
+fn shopify(rows: usize) -> String {
+    let mut csv = String::from(
+        "Customer ID,First Name,Last Name,Email,Default Address Address1,Default Address Country Code,Default Address Zip,Tags\n",
+    );
+    for i in 0..rows {
+        csv.push_str(&format!(
+            "'{},First{i},Last{i},person{i}@example.com,{i} Main St,US,'{:05},{}\n",
+            9000 + i,
+            i,
+            if i % 3 == 0 { "VIP" } else { "" }
+        ));
+    }
+    csv
+}
+
+/// Batches of 20 rows: many checkpoints from few rows (moto is slow).
+const BATCH: usize = 20;
+
+fn transfer(store: Arc<dyn KvStore>, files: Arc<dyn FileStore>) -> Transfer {
+    let domain = functions::app::services(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(UlidGenerator::default()),
+    );
+    let mut t =
+        functions::app::transfer_from(&domain, domain.jobs.clone(), files, JobRunner::InProcess);
+    t.importer.batch_rows = BATCH;
+    t
+}
+
+async fn customer_count(t: &Transfer) -> usize {
+    t.importer
+        .customers
+        .list(&CustomerQuery {
+            limit: 0,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .count
+}
+
+async fn import_resumes_after_a_stop_and_a_crash(backend: Backend) {
+    let Some(store) = fresh_store(backend).await else {
+        return;
+    };
+    let rows = if backend == Backend::Embedded {
+        2_000
+    } else {
+        100
+    };
+    let folder = temp_dir("resume");
+    std::fs::write(folder.join("customers.csv"), shopify(rows)).unwrap();
+    let t = transfer(store, Arc::new(LocalFiles::new(folder)));
+    let job = t
+        .jobs
+        .create(
+            JobKind::Import,
+            "customers.csv",
+            None,
+            None,
+            Some("test".into()),
+        )
+        .await
+        .unwrap();
+
+    // Stopped after the first batch (a Lambda near its time limit): a checkpoint, not the end.
+    let paused = t
+        .importer
+        .run(
+            &job.id,
+            RunLimits {
+                max_rows: Some(1),
+                deadline: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (paused.processed, paused.created),
+        (BATCH as u64, BATCH as u64)
+    );
+    assert!(!paused.status.is_finished() && paused.checkpoint_offset > 0);
+    assert_eq!(paused.format.as_deref(), Some("shopify"));
+
+    // A crash in the middle of the next batch: half of its rows were written, the checkpoint
+    // was not. The next run replays the batch.
+    let csv = shopify(rows);
+    let header =
+        csv::StringRecord::from(csv.lines().next().unwrap().split(',').collect::<Vec<_>>());
+    let parsed_header =
+        shared::transfer::format::Header::detect(header.iter().map(str::to_owned).collect())
+            .unwrap();
+    for line in csv.lines().skip(1 + BATCH).take(BATCH / 2) {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(line.as_bytes());
+        let record = reader.records().next().unwrap().unwrap();
+        let parsed = shared::transfer::format::parse(&parsed_header, 0, &record).unwrap();
+        t.importer.upsert(parsed, Some("test")).await.unwrap();
+    }
+    let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
+    assert_eq!(
+        done.status,
+        shared::transfer::JobStatus::Succeeded,
+        "{done:?}"
+    );
+    assert_eq!(done.processed, rows as u64);
+    assert_eq!(done.created + done.unchanged, rows as u64);
+    assert_eq!(
+        done.unchanged,
+        (BATCH / 2) as u64,
+        "the replayed rows were already there"
+    );
+    assert_eq!(customer_count(&t).await, rows, "no duplicates");
+    // Running a finished job again does nothing.
+    let again = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
+    assert_eq!(again, done);
+}
+
+/// Fails every `every`-th write with `Throttled` (what DynamoDB does once its retries run out).
+struct Throttling {
+    inner: Arc<dyn KvStore>,
+    calls: AtomicUsize,
+    every: usize,
+}
+
+impl Throttling {
+    fn tick(&self) -> Result<(), StoreError> {
+        if self.calls.fetch_add(1, Ordering::Relaxed) % self.every == self.every - 1 {
+            Err(StoreError::Throttled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl KvStore for Throttling {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        self.inner.batch_get(keys).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.tick()?;
+        self.inner.transact(ops).await
+    }
+    async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
+        self.tick()?;
+        self.inner.batch_write(ops).await
+    }
+    async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {
+        self.inner.query(query).await
+    }
+    fn transactions_are_cheap(&self) -> bool {
+        self.inner.transactions_are_cheap()
+    }
+}
+
+async fn throttling_pauses_the_import_at_a_checkpoint(backend: Backend) {
+    let Some(inner) = fresh_store(backend).await else {
+        return;
+    };
+    let rows = if backend == Backend::Embedded {
+        1_000
+    } else {
+        100
+    };
+    let folder = temp_dir("throttle");
+    std::fs::write(folder.join("customers.csv"), shopify(rows)).unwrap();
+    let throttled: Arc<dyn KvStore> = Arc::new(Throttling {
+        inner: inner.clone(),
+        calls: AtomicUsize::new(0),
+        every: 37,
+    });
+    let t = transfer(throttled, Arc::new(LocalFiles::new(folder.clone())));
+    let job = t
+        .jobs
+        .create(JobKind::Import, "customers.csv", None, None, None)
+        .await
+        .unwrap();
+    let mut attempts = 0;
+    let done = loop {
+        attempts += 1;
+        assert!(attempts < 100, "the import never finished");
+        match t.importer.run(&job.id, RunLimits::default()).await {
+            Ok(job) if job.status.is_finished() => break job,
+            Ok(job) => panic!("stopped without a limit: {job:?}"),
+            // The store is busy: the job waits at its last checkpoint; go on.
+            Err(shared::DomainError::Unavailable(_) | shared::DomainError::Conflict(_)) => continue,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(attempts > 1, "throttling was injected");
+    assert_eq!(done.processed, rows as u64);
+    assert_eq!(done.failed, 0, "{done:?}");
+    let clean = transfer(inner, Arc::new(LocalFiles::new(folder)));
+    assert_eq!(customer_count(&clean).await, rows, "every row once");
+}
+
+both_backends!(
+    import_resumes_after_a_stop_and_a_crash,
+    throttling_pauses_the_import_at_a_checkpoint
+);
+
+async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+fn event(bucket: &str, key: &str, etag: &str) -> Value {
+    let path = format!(
+        "{}/../infra/events/s3-object-created.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    event["detail"]["bucket"]["name"] = json!(bucket);
+    event["detail"]["object"]["key"] = json!(key);
+    event["detail"]["object"]["etag"] = json!(etag);
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_dropped_into_the_bucket_are_imported_once() {
+    let Some(endpoint) = moto_endpoint() else {
+        return;
+    };
+    let s3 = s3_client(&endpoint).await;
+    let bucket = integration_tests::unique_name("imports");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket on moto");
+    let files: Arc<dyn FileStore> = Arc::new(S3Files::new(s3.clone(), bucket.clone()));
+    let store = fresh_store(Backend::DynamoDb).await.unwrap();
+    let t = transfer(store, files.clone());
+    let key = "imports/from erp/customers+1.csv";
+    files
+        .put(key, shopify(60).into_bytes(), "text/csv")
+        .await
+        .unwrap();
+    let etag = files.info(key).await.unwrap().unwrap().etag;
+    // S3 events carry the key URL-encoded.
+    let encoded = "imports/from+erp/customers%2B1.csv";
+    let first = functions::worker::handle(&t, &event(&bucket, encoded, &etag), None)
+        .await
+        .unwrap();
+    let functions::worker::Handled::Finished(job_id) = first else {
+        panic!("{first:?}");
+    };
+    let job = t.jobs.get(&job_id).await.unwrap();
+    assert_eq!(
+        (job.created, job.processed, job.file_key.as_str()),
+        (60, 60, key)
+    );
+    // Delivered again (EventBridge is at-least-once): the same job, nothing new.
+    let second = functions::worker::handle(&t, &event(&bucket, encoded, &etag), None)
+        .await
+        .unwrap();
+    assert_eq!(second, functions::worker::Handled::Finished(job_id.clone()));
+    assert_eq!(t.jobs.get(&job_id).await.unwrap(), job);
+    assert_eq!(customer_count(&t).await, 60);
+    // Other prefixes are not ours.
+    let other = functions::worker::handle(&t, &event(&bucket, "exports/x.csv", "e"), None)
+        .await
+        .unwrap();
+    assert_eq!(other, functions::worker::Handled::Ignored);
+
+    // An export through S3 (multipart upload) and its presigned download URL.
+    let export = t
+        .jobs
+        .create(
+            JobKind::Export,
+            "exports/{id}.csv",
+            Some("csv".into()),
+            Some(String::new()),
+            None,
+        )
+        .await
+        .unwrap();
+    t.request_run(&export.id, 0).await.unwrap();
+    let ran = functions::worker::handle(
+        &t,
+        &event(&bucket, &format!("jobs/{}-0.json", export.id), "x"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ran, functions::worker::Handled::Finished(export.id.clone()));
+    let done = t.jobs.get(&export.id).await.unwrap();
+    assert_eq!(done.row_count, 60);
+    let url = files
+        .download_url(&done.file_key, std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let body = shared::ports::http_client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body.lines().count(), 61, "header and every customer");
+}
