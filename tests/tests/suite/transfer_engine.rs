@@ -292,6 +292,47 @@ async fn files_dropped_into_the_bucket_are_imported_once() {
     assert_eq!(second, functions::worker::Handled::Finished(job_id.clone()));
     assert_eq!(t.jobs.get(&job_id).await.unwrap(), job);
     assert_eq!(customer_count(&t).await, 60);
+    // A job made through the API waits for its file at a presigned URL; the file's own event
+    // runs that job (not a new one).
+    let waiting = t
+        .jobs
+        .create(
+            JobKind::Import,
+            "imports/{id}.csv",
+            None,
+            None,
+            Some("user_1".into()),
+        )
+        .await
+        .unwrap();
+    let upload = files
+        .upload_url(&waiting.file_key, std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let put = shared::ports::http_client()
+        .put(&upload)
+        .header("content-type", "text/csv")
+        .body(shopify(5))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let uploaded =
+        functions::worker::handle(&t, &event(&bucket, &waiting.file_key, "etag-2"), None)
+            .await
+            .unwrap();
+    assert_eq!(
+        uploaded,
+        functions::worker::Handled::Finished(waiting.id.clone())
+    );
+    let done = t.jobs.get(&waiting.id).await.unwrap();
+    assert_eq!(
+        (done.processed, done.unchanged),
+        (5, 5),
+        "the same people again: {done:?}"
+    );
+
     // Other prefixes are not ours.
     let other = functions::worker::handle(&t, &event(&bucket, "exports/x.csv", "e"), None)
         .await
