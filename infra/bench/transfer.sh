@@ -15,7 +15,7 @@ SIZES=${SIZES:-"100000 1000000"}
 trap 'kill ${MOTO_PID:-0} 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 echo "==> release build"
-cargo build --release -p functions --bin local-server 2>&1 | tail -1
+cargo build --release -p functions --bin local-server --bin get-customer 2>&1 | tail -1
 
 generate() {
   python3 - "$1" "$2" <<'PY'

@@ -45,7 +45,6 @@ impl Format {
 pub struct Header {
     pub format: Format,
     pub columns: Vec<String>,
-    index: HashMap<String, usize>,
 }
 
 impl Header {
@@ -80,17 +79,16 @@ impl Header {
                 NATIVE_COLUMNS.join(", ")
             ));
         };
-        Ok(Header {
-            format,
-            columns,
-            index,
-        })
+        Ok(Header { format, columns })
     }
 
+    /// A short linear scan without allocating: cheaper per row than hashing a lower-cased
+    /// copy of the name.
     fn cell<'a>(&self, record: &'a csv::StringRecord, name: &str) -> Option<&'a str> {
-        self.index
-            .get(&name.to_ascii_lowercase())
-            .and_then(|i| record.get(*i))
+        self.columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+            .and_then(|i| record.get(i))
     }
 }
 

@@ -444,6 +444,7 @@ impl Importer {
     ) -> DomainResult<Outcome> {
         let mut outcome = Outcome::Unchanged;
         let mut customer = None;
+        let mut fresh = false;
         for _ in 0..3 {
             if let Some(current) = self
                 .customers
@@ -471,6 +472,8 @@ impl Importer {
                 Some(id) if self.customers.retrieve(id).await.is_err() => Some(id.clone()),
                 _ => None,
             };
+            // A new customer has no groups or addresses yet: nothing to read back below.
+            fresh = true;
             let draft = CustomerDraft {
                 email: Some(record.email.clone()),
                 first_name: record.first_name.clone().flatten(),
@@ -519,13 +522,16 @@ impl Importer {
             for name in &record.groups {
                 ids.push(self.groups.ensure_named(name, created_by).await?);
             }
-            let current: Vec<String> = self
-                .groups
-                .groups_of(&customer.id)
-                .await?
-                .into_iter()
-                .map(|g| g.id)
-                .collect();
+            let current: Vec<String> = if fresh && outcome == Outcome::Created {
+                Vec::new()
+            } else {
+                self.groups
+                    .groups_of(&customer.id)
+                    .await?
+                    .into_iter()
+                    .map(|g| g.id)
+                    .collect()
+            };
             let missing: Vec<String> = ids.into_iter().filter(|g| !current.contains(g)).collect();
             if !missing.is_empty() {
                 self.groups
@@ -536,7 +542,11 @@ impl Importer {
         }
         if !record.addresses.is_empty() {
             let now = self.jobs.now();
-            let existing = self.addresses.all(&customer.id).await?;
+            let existing = if fresh && outcome == Outcome::Created {
+                Vec::new()
+            } else {
+                self.addresses.all(&customer.id).await?
+            };
             for address in &record.addresses {
                 if address.id.is_some() {
                     changed |= self
