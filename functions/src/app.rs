@@ -124,20 +124,35 @@ pub async fn open_files(config: &Config) -> Option<Arc<dyn FileStore>> {
     }
 }
 
+/// Import and export over `files`. The importer writes through the store's deferred view
+/// where there is one (its checkpoints, through `jobs`, make those writes durable).
 pub fn transfer_from(
+    store: &Arc<dyn KvStore>,
     domain: &Services,
-    jobs: Jobs,
     files: Arc<dyn FileStore>,
     runner: JobRunner,
 ) -> Transfer {
+    let jobs = domain.jobs.clone();
+    let bulk = match store.deferred() {
+        Some(deferred) => services(
+            deferred,
+            Arc::new(SystemClock),
+            Arc::new(UlidGenerator::default()),
+        ),
+        None => services(
+            store.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UlidGenerator::default()),
+        ),
+    };
     Transfer {
         importer: Importer {
             jobs: jobs.clone(),
-            customers: domain.customers.clone(),
-            addresses: domain.addresses.clone(),
-            groups: domain.groups.clone(),
+            customers: bulk.customers.clone(),
+            addresses: bulk.addresses.clone(),
+            groups: bulk.groups.clone(),
             files: files.clone(),
-            concurrency: 32,
+            concurrency: 64,
             batch_rows: shared::transfer::import::BATCH_ROWS,
         },
         exporter: Exporter {
@@ -288,7 +303,7 @@ pub async fn build_state(
     }
     let transfer = open_files(config)
         .await
-        .map(|files| transfer_from(&domain, domain.jobs.clone(), files, JobRunner::InProcess));
+        .map(|files| transfer_from(&store, &domain, files, JobRunner::InProcess));
     Ok(state_from(
         domain,
         identity,
@@ -360,7 +375,7 @@ pub async fn build_lambda_transfer_state(config: &Config) -> Result<AppState, St
     let files = open_files(config)
         .await
         .ok_or_else(|| StartupError("BUCKET_NAME is required by this function".into()))?;
-    let transfer = transfer_from(&domain, domain.jobs.clone(), files, JobRunner::ViaBucket);
+    let transfer = transfer_from(&store, &domain, files, JobRunner::ViaBucket);
     let auth = Authenticator::new(verifiers, store);
     Ok(state_from(domain, None, None, auth, config, Some(transfer)))
 }

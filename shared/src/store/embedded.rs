@@ -53,6 +53,9 @@ enum Job {
 
 struct Request {
     job: Job,
+    /// False for writes of a deferred view: committed without an fsync, made durable by the
+    /// next durable commit.
+    durable: bool,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -61,6 +64,7 @@ struct Request {
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: mpsc::Sender<Request>,
+    durable: bool,
 }
 
 fn backend<E: std::fmt::Display>(e: E) -> StoreError {
@@ -102,13 +106,21 @@ impl EmbeddedStore {
             .name("embedded-store-writer".into())
             .spawn(move || writer_loop(&writer_db, requests))
             .map_err(backend)?;
-        Ok(EmbeddedStore { db, writer })
+        Ok(EmbeddedStore {
+            db,
+            writer,
+            durable: true,
+        })
     }
 
     async fn submit(&self, job: Job) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
-            .send(Request { job, reply })
+            .send(Request {
+                job,
+                durable: self.durable,
+                reply,
+            })
             .map_err(|_| StoreError::Backend("store writer stopped".into()))?;
         answer
             .await
@@ -137,7 +149,11 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
         }
         let mut outcomes = Vec::with_capacity(group.len());
         let committed = (|| -> Result<(), StoreError> {
-            let txn = db.begin_write().map_err(backend)?;
+            let mut txn = db.begin_write().map_err(backend)?;
+            if group.iter().all(|r| !r.durable) {
+                txn.set_durability(redb::Durability::None)
+                    .map_err(backend)?;
+            }
             {
                 let mut tables = Tables::open(&txn)?;
                 for request in &group {
@@ -408,6 +424,13 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
 
 #[async_trait]
 impl KvStore for EmbeddedStore {
+    fn deferred(&self) -> Option<Arc<dyn KvStore>> {
+        Some(Arc::new(EmbeddedStore {
+            durable: false,
+            ..self.clone()
+        }))
+    }
+
     fn transactions_are_cheap(&self) -> bool {
         true
     }

@@ -10,6 +10,8 @@ pub mod merge;
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -243,6 +245,14 @@ pub trait KvStore: Send + Sync {
     /// Unconditional puts and deletes, retried until all are applied.
     async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError>;
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError>;
+    /// A view of this store whose writes skip the wait for disk until the next write of the
+    /// store itself, which makes them durable too (the embedded file: no fsync per commit).
+    /// For bulk work that checkpoints through the store itself, so a crash loses only what the
+    /// last checkpoint does not cover. `None` where every write is durable anyway (DynamoDB).
+    fn deferred(&self) -> Option<Arc<dyn KvStore>> {
+        None
+    }
+
     /// Whether a transaction costs no more than a batch write of the same items. True for the
     /// embedded file (one commit either way, so fewer commits is faster); false for DynamoDB,
     /// where a transactional write costs twice a plain one.

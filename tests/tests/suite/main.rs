@@ -3,6 +3,7 @@
 mod addresses_groups_http;
 mod cognito_http;
 mod customers_http;
+mod dynamo_retries;
 mod lambda_events;
 mod openapi;
 mod store_auth_http;

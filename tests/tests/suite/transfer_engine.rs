@@ -35,12 +35,11 @@ const BATCH: usize = 20;
 
 fn transfer(store: Arc<dyn KvStore>, files: Arc<dyn FileStore>) -> Transfer {
     let domain = functions::app::services(
-        store,
+        store.clone(),
         Arc::new(SystemClock),
         Arc::new(UlidGenerator::default()),
     );
-    let mut t =
-        functions::app::transfer_from(&domain, domain.jobs.clone(), files, JobRunner::InProcess);
+    let mut t = functions::app::transfer_from(&store, &domain, files, JobRunner::InProcess);
     t.importer.batch_rows = BATCH;
     t
 }
