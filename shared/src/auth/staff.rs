@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::links;
 use crate::error::DomainResult;
@@ -21,16 +21,17 @@ pub async fn any_staff(store: &Arc<dyn KvStore>) -> DomainResult<bool> {
 
 /// The writes that create staff user `user_id` for `email`, linked to `identity_id`.
 pub fn staff_user_ops(identity_id: &str, user_id: &str, email: &str, now: &str) -> Vec<WriteOp> {
-    let Value::Object(mut user) = json!({
+    let user = json!({
         "id": user_id, "email": email.trim(), "first_name": null, "last_name": null,
         "created_at": now, "updated_at": now, "deleted_at": null,
         "gsi1pk": "USERS", "gsi1sk": user_id, "version": 0,
         "pk": format!("USER#{user_id}"), "sk": "#PROFILE", "entity_type": "user",
-    }) else {
+    });
+    let Value::Object(item) = user else {
         unreachable!("a JSON object literal")
     };
     let mut ops = vec![WriteOp::Put {
-        item: std::mem::take::<Map<String, Value>>(&mut user),
+        item,
         condition: Some(Condition::NotExists),
     }];
     ops.extend(links::link_ops(identity_id, "user", user_id));

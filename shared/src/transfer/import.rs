@@ -360,55 +360,41 @@ impl Importer {
 
     async fn write_batch(&self, job: Job, batch: Batch) -> DomainResult<Job> {
         let created_by = job.created_by.clone();
-        let results: Vec<(Result<Outcome, RowError>, Option<String>)> =
-            futures::stream::iter(batch.rows)
-                .map(|(parsed, original)| {
-                    let created_by = created_by.clone();
-                    async move {
-                        match parsed {
-                            Ok(record) => {
-                                let row = record.row;
-                                match self.upsert(record, created_by.as_deref()).await {
-                                    Ok(outcome) => (Ok(outcome), None),
-                                    Err(
-                                        DomainError::InvalidData(m)
-                                        | DomainError::Duplicate(m)
-                                        | DomainError::NotFound(m),
-                                    ) => (
-                                        Err(RowError {
-                                            row,
-                                            column: String::new(),
-                                            message: m,
-                                        }),
-                                        original,
-                                    ),
-                                    Err(e) => (
-                                        Err(RowError {
-                                            row,
-                                            column: String::new(),
-                                            message: format!("__retry__{e}"),
-                                        }),
-                                        original,
-                                    ),
-                                }
-                            }
-                            Err(e) => (Err(e), original),
-                        }
+        // Per row: the outcome, or the row's own fault; an `Err` of the outer result is the
+        // store's fault, which stops the run at the last checkpoint (the next run replays this
+        // batch, which upserts make harmless).
+        type RowResult = Result<(Result<Outcome, RowError>, Option<String>), DomainError>;
+        let results: Vec<RowResult> = futures::stream::iter(batch.rows)
+            .map(|(parsed, original)| {
+                let created_by = created_by.clone();
+                async move {
+                    let record = match parsed {
+                        Ok(record) => record,
+                        Err(e) => return Ok((Err(e), original)),
+                    };
+                    let row = record.row;
+                    match self.upsert(record, created_by.as_deref()).await {
+                        Ok(outcome) => Ok((Ok(outcome), None)),
+                        Err(
+                            DomainError::InvalidData(message)
+                            | DomainError::Duplicate(message)
+                            | DomainError::NotFound(message),
+                        ) => Ok((
+                            Err(RowError {
+                                row,
+                                column: String::new(),
+                                message,
+                            }),
+                            original,
+                        )),
+                        Err(e) => Err(e),
                     }
-                })
-                .buffer_unordered(self.concurrency.max(1))
-                .collect()
-                .await;
-        // The store failing (not the row) stops the run at the last checkpoint; the next run
-        // replays this batch, which upserts make harmless.
-        if let Some((Err(e), _)) = results
-            .iter()
-            .find(|(r, _)| matches!(r, Err(e) if e.message.starts_with("__retry__")))
-        {
-            return Err(DomainError::Unavailable(
-                e.message.trim_start_matches("__retry__").to_owned(),
-            ));
-        }
+                }
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut next = job.clone();
         let mut errors = Vec::new();
         for (result, original) in &results {

@@ -144,17 +144,17 @@ impl Jobs {
         self.ids.new_id(kind.prefix())
     }
 
-    /// A pending job; `file_key` may name the file to come (`{id}` is replaced by the job id).
-    pub async fn create(
+    /// A new job record, not yet stored; `{id}` in `file_key` becomes the job's id.
+    fn pending(
         &self,
         kind: JobKind,
         file_key: &str,
         format: Option<String>,
         filters: Option<String>,
         created_by: Option<String>,
-    ) -> DomainResult<Job> {
+    ) -> Job {
         let id = self.new_id(kind);
-        let job = Job {
+        Job {
             file_key: file_key.replace("{id}", &id),
             id,
             kind,
@@ -177,7 +177,19 @@ impl Jobs {
             checkpoint_row: 0,
             header: None,
             version: 0,
-        };
+        }
+    }
+
+    /// A pending job; `file_key` may name the file to come (`{id}` is replaced by the job id).
+    pub async fn create(
+        &self,
+        kind: JobKind,
+        file_key: &str,
+        format: Option<String>,
+        filters: Option<String>,
+        created_by: Option<String>,
+    ) -> DomainResult<Job> {
+        let job = self.pending(kind, file_key, format, filters, created_by);
         self.store
             .transact(vec![WriteOp::Put {
                 item: to_item(&job)?,
@@ -199,32 +211,10 @@ impl Jobs {
         {
             return Ok((self.get(id).await?, false));
         }
-        let id = self.new_id(JobKind::Import);
-        let now = self.now();
-        let job = Job {
-            id: id.clone(),
-            kind: JobKind::Import,
-            status: JobStatus::Pending,
-            file_key: file_key.to_owned(),
-            format: None,
-            processed: 0,
-            created: 0,
-            updated: 0,
-            unchanged: 0,
-            failed: 0,
-            row_count: 0,
-            error_report_key: None,
-            filters: None,
-            message: None,
-            created_by: Some("s3".into()),
-            created_at: now,
-            started_at: None,
-            finished_at: None,
-            checkpoint_offset: 0,
-            checkpoint_row: 0,
-            header: None,
-            version: 0,
-        };
+        let mut job = self.pending(JobKind::Import, file_key, None, None, Some("s3".into()));
+        // A dropped file's key is taken as it is (no `{id}` substitution).
+        job.file_key = file_key.to_owned();
+        let id = job.id.clone();
         let mut marker = Item::new();
         marker.insert("pk".into(), marker_key.pk.clone().into());
         marker.insert("sk".into(), marker_key.sk.clone().into());

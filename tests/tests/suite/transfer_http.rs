@@ -226,6 +226,45 @@ async fn bad_rows_go_to_the_error_report(backend: Backend) {
     assert!(rows[3][2].contains("255"), "{:?}", rows[3]);
     let (_, listed) = s.get("/admin/customers").await;
     assert_eq!(listed["count"], json!(93));
+    // The wrong kind of body is a 400 naming it; `{}` makes a job waiting for its file (no
+    // upload URL from a local folder).
+    let post = |content_type: &'static str, body: &'static str| {
+        let s = &s;
+        async move {
+            let response = s
+                .client
+                .post(format!("{}/admin/customers/imports", s.base))
+                .bearer_auth(&s.token)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, body) = post("text/plain", "a,b").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("text/plain"),
+        "{body}"
+    );
+    let (status, _) = post("application/json", r#"{"file": "x"}"#).await;
+    assert_eq!(status, 400);
+    let (status, _) = post("text/csv", "").await;
+    assert_eq!(status, 400);
+    let (status, waiting) = post("application/json", "{}").await;
+    assert_eq!(
+        (
+            status,
+            waiting["import"]["status"].clone(),
+            waiting["import"]["upload_url"].clone()
+        ),
+        (200, json!("pending"), Value::Null)
+    );
     // A file that is not a customer CSV fails as a whole, with the reason.
     let job = upload(&s, "foo,bar\n1,2\n").await;
     assert_eq!(job["status"], json!("failed"));
