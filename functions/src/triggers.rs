@@ -21,6 +21,7 @@ pub enum Trigger {
 /// What a trigger runs on.
 pub struct TriggerContext {
     pub customers: CustomerService,
+    pub companies: shared::companies::CompanyService,
     pub directory: Arc<dyn UserDirectory>,
     pub settings: TriggerSettings,
 }
@@ -32,6 +33,11 @@ impl TriggerContext {
         settings: TriggerSettings,
     ) -> Self {
         TriggerContext {
+            companies: shared::companies::CompanyService::new(
+                store.clone(),
+                Arc::new(SystemClock),
+                Arc::new(UlidGenerator::default()),
+            ),
             customers: CustomerService::new(
                 CustomerRepository::new(store),
                 Arc::new(SystemClock),
@@ -91,7 +97,13 @@ pub async fn handle(
             triggers::post_confirmation(event, &context.customers, &context.settings).await
         }
         Trigger::PreTokenGeneration => {
-            triggers::pre_token_generation(event, &context.customers, &context.settings).await
+            triggers::pre_token_generation(
+                event,
+                &context.customers,
+                &context.companies,
+                &context.settings,
+            )
+            .await
         }
     }
 }

@@ -392,7 +392,14 @@ impl GroupService {
                     Err(e) => return Err(e.into()),
                 }
             }
-            return self.detach_all_members(id).await;
+            self.detach_all_members(id).await?;
+            return crate::grants::GrantService::new(
+                self.store.clone(),
+                self.clock.clone(),
+                self.ids.clone(),
+            )
+            .revoke_principal(&crate::grants::Principal::CustomerGroup { id: id.to_owned() })
+            .await;
         }
         Err(DomainError::Conflict(format!(
             "Customer group {id} is being changed by other requests, please retry."

@@ -5,12 +5,15 @@ pub mod addresses;
 pub mod api_keys;
 pub mod auth;
 pub mod backoff;
+pub mod companies;
 pub mod customers;
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod grants;
 pub mod groups;
 pub mod ports;
+pub mod roles;
 pub mod store;
 pub mod transfer;
 

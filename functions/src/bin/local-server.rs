@@ -1,6 +1,6 @@
 //! `cargo run`: the whole API on http://127.0.0.1:9000 with the embedded store.
 //!
-//! Subcommands: `serve` (the default), `create-user EMAIL PASSWORD` (a staff user),
+//! Subcommands: `serve` (the default), `create-user EMAIL PASSWORD [ROLES]` (a staff user, `admin` unless roles are given),
 //! `seed-customers COUNT`, `import [--dry-run] FILE` and `export FILE [LIST-QUERY]`.
 
 use functions::app::{build_state, init_tracing, open_store};
@@ -38,7 +38,15 @@ async fn run() -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string()),
-        ["create-user", email, password] => {
+        ["create-user", email, password, roles @ ..] if roles.len() <= 1 => {
+            // Roles as a comma-separated list; the command line is the operator's, so admin.
+            let roles: Vec<String> = roles
+                .first()
+                .map_or(shared::roles::ADMIN, |r| *r)
+                .split(',')
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty())
+                .collect();
             let store = open_store(&config).await.map_err(|e| e.to_string())?;
             let state = build_state(&config, store)
                 .await
@@ -47,7 +55,7 @@ async fn run() -> Result<(), String> {
                 .identity
                 .ok_or("no sign-in provider is configured to create staff users with")?;
             let id = identity
-                .create_staff_user(email, password)
+                .create_staff_user(email, Some(password), &roles)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("created staff user {id} ({email})");
@@ -74,7 +82,7 @@ async fn run() -> Result<(), String> {
         ["import", "--dry-run", file] => import(&config, file, true).await,
         ["export", file, rest @ ..] => export(&config, file, rest.first().copied()).await,
         _ => Err(
-            "usage: local-server [serve | create-user EMAIL PASSWORD | seed-customers COUNT | import [--dry-run] FILE.csv | export FILE.csv|FILE.ndjson [LIST-QUERY]]"
+            "usage: local-server [serve | create-user EMAIL PASSWORD [ROLE,..] | seed-customers COUNT | import [--dry-run] FILE.csv | export FILE.csv|FILE.ndjson [LIST-QUERY]]"
                 .into(),
         ),
     }

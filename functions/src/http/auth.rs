@@ -107,7 +107,8 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthContext
     Err(DomainError::Unauthenticated)
 }
 
-/// A signed-in staff user (or secret API key); anything else is a 401.
+/// A signed-in staff user (or secret API key) whose roles allow the route's policy
+/// (`policy.rs`): anything else is a 401, or a 403 that names the missing permission.
 pub struct Staff(pub AuthContext);
 
 impl FromRequestParts<AppState> for Staff {
@@ -122,6 +123,26 @@ impl FromRequestParts<AppState> for Staff {
             return Err(ApiError(DomainError::Unauthenticated));
         }
         tracing::Span::current().record("actor", context.actor_id.as_str());
+        let route = parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .and_then(|path| super::route_of(&parts.method, path.as_str()));
+        match route.map(super::policy::policy) {
+            Some(super::policy::Policy::Requires(permission)) => {
+                state
+                    .roles
+                    .authorize(&state.staff_users, &context, permission)
+                    .await?
+            }
+            Some(super::policy::Policy::AnyStaff) => {}
+            // A staff extractor on a route without a staff policy is a programming error:
+            // refuse rather than allow.
+            Some(super::policy::Policy::NotStaff) | None => {
+                return Err(ApiError(DomainError::Forbidden(
+                    "This route declares no staff policy".into(),
+                )));
+            }
+        }
         Ok(Staff(context))
     }
 }

@@ -20,6 +20,8 @@ pub enum Kind {
     Record,
     /// An array of strings (ids).
     StringList,
+    /// An array of anything (objects, checked by the handler).
+    List,
     Number,
 }
 
@@ -29,7 +31,7 @@ impl Kind {
             Kind::String | Kind::Email => "string",
             Kind::Boolean => "boolean",
             Kind::Record => "object",
-            Kind::StringList => "array",
+            Kind::StringList | Kind::List => "array",
             Kind::Number => "number",
         }
     }
@@ -42,6 +44,7 @@ impl Kind {
             Kind::StringList => value
                 .as_array()
                 .is_some_and(|items| items.iter().all(Value::is_string)),
+            Kind::List => value.is_array(),
             Kind::Number => value.is_number(),
         }
     }

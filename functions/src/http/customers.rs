@@ -28,7 +28,7 @@ pub const DEFAULT_FIELDS: &[&str] = &[
     "updated_at",
     "deleted_at",
 ];
-pub const RELATIONS: &[&str] = &["addresses", "groups"];
+pub const RELATIONS: &[&str] = &["addresses", "groups", "company"];
 
 pub const CUSTOMER_BODY: &[Field] = &[
     nullish("email", Kind::Email),
@@ -58,6 +58,7 @@ pub const LIST_PARAMS: &[&str] = &[
     "fields",
     "cursor",
     "groups",
+    "company_id",
 ];
 pub const FIELDS_PARAM: &[&str] = &["fields"];
 
@@ -103,6 +104,15 @@ pub async fn render_customer(
         let groups = state.groups.groups_of(&customer.id).await?;
         out["groups"] = serde_json::to_value(groups).unwrap_or_default();
     }
+    if selection.includes("company") {
+        out["company"] = match state.companies.company_of(&customer.id).await {
+            Ok((company, membership)) => {
+                json!({ "id": company.id, "name": company.name, "role": membership.role })
+            }
+            Err(shared::DomainError::NotFound(_)) => Value::Null,
+            Err(e) => return Err(e.into()),
+        };
+    }
     Ok(out)
 }
 
@@ -140,6 +150,7 @@ pub fn list_query(params: &Params) -> ApiResult<CustomerQuery> {
         q: query::string(params, "q")?.filter(|q| !q.is_empty()),
         ids: query::strings(params, "id")?,
         groups: group_filter(params)?,
+        companies: query::strings(params, "company_id")?,
         emails: query::strings(params, "email")?,
         first_names: query::strings(params, "first_name")?,
         last_names: query::strings(params, "last_name")?,

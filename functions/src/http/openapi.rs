@@ -14,6 +14,7 @@ fn field_schema(field: &Field) -> Value {
         Kind::Boolean => json!({"type": "boolean"}),
         Kind::Record => json!({"type": "object", "additionalProperties": true}),
         Kind::StringList => json!({"type": "array", "items": {"type": "string"}}),
+        Kind::List => json!({"type": "array", "items": {"type": "object"}}),
         Kind::Number => json!({"type": "number"}),
     };
     if field.nullable {
@@ -126,6 +127,11 @@ fn response_schema(kind: Response) -> Value {
             "customer_groups": {"type": "array", "items": {"type": "object"}},
             "count": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}),
         Response::GroupDeleted => deleted("customer_group", false),
+        Response::One(key) => json!({"type": "object", "properties": {key: {"type": "object"}}}),
+        Response::Many(key) => json!({"type": "object", "properties": {
+            key: {"type": "array", "items": {"type": "object"}},
+            "count": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}),
+        Response::Deleted(object) => deleted(object, false),
     }
 }
 

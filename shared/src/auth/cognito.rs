@@ -497,7 +497,12 @@ impl IdentityProvider for CognitoIdentityProvider {
             .await
     }
 
-    async fn create_staff_user(&self, email: &str, password: &str) -> DomainResult<String> {
+    async fn create_staff_user(
+        &self,
+        email: &str,
+        password: Option<&str>,
+        roles: &[String],
+    ) -> DomainResult<String> {
         let (pool, _) = self.pool("user")?;
         let username = normalize_email(email);
         let attributes = [("email", email.trim()), ("email_verified", "true")]
@@ -511,19 +516,28 @@ impl IdentityProvider for CognitoIdentityProvider {
             .user_pool_id(&pool.pool_id)
             .username(&username)
             .set_user_attributes(Some(attributes))
-            .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+            // With a password the user is ready at once; without, Cognito e-mails an
+            // invitation with a temporary password.
+            .set_message_action(password.map(|_| {
+                aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress
+            }))
+            .set_desired_delivery_mediums(password.is_none().then(|| {
+                vec![aws_sdk_cognitoidentityprovider::types::DeliveryMediumType::Email]
+            }))
             .send()
             .await
             .map_err(|e| cognito_error(&e))?;
-        self.client
-            .admin_set_user_password()
-            .user_pool_id(&pool.pool_id)
-            .username(&username)
-            .password(password)
-            .permanent(true)
-            .send()
-            .await
-            .map_err(|e| cognito_error(&e))?;
+        if let Some(password) = password {
+            self.client
+                .admin_set_user_password()
+                .user_pool_id(&pool.pool_id)
+                .username(&username)
+                .password(password)
+                .permanent(true)
+                .send()
+                .await
+                .map_err(|e| cognito_error(&e))?;
+        }
         let sub = created
             .user()
             .map(|u| u.attributes())
@@ -536,7 +550,7 @@ impl IdentityProvider for CognitoIdentityProvider {
         let user_id = crate::ports::UlidGenerator::default().new_id("user");
         let now = crate::ports::iso(self.clock.now());
         self.store
-            .transact(super::staff::staff_user_ops(&sub, &user_id, email, &now))
+            .transact(super::staff::staff_user_ops(&sub, &user_id, email, roles, &now))
             .await?;
         Ok(user_id)
     }

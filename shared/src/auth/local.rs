@@ -314,11 +314,22 @@ impl LocalIdentityProvider {
 #[async_trait]
 impl IdentityProvider for LocalIdentityProvider {
     /// Creates a staff user with an email/password identity, atomically. Returns the user id.
-    async fn create_staff_user(&self, email: &str, password: &str) -> DomainResult<String> {
+    async fn create_staff_user(
+        &self,
+        email: &str,
+        password: Option<&str>,
+        roles: &[String],
+    ) -> DomainResult<String> {
+        let password = password.ok_or_else(|| {
+            DomainError::InvalidData(
+                "Field 'password' is required: the local sign-in provider sends no invitations"
+                    .into(),
+            )
+        })?;
         let user_id = self.ids.new_id("user");
         let identity_id = self.ids.new_id("authid");
         let now = iso(self.clock.now());
-        let extra = super::staff::staff_user_ops(&identity_id, &user_id, email, &now);
+        let extra = super::staff::staff_user_ops(&identity_id, &user_id, email, roles, &now);
         self.register_identity_with_id(&identity_id, email, password, extra)
             .await?;
         Ok(user_id)

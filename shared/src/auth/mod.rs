@@ -115,8 +115,15 @@ pub trait IdentityProvider: Send + Sync {
         identifier: &str,
     ) -> DomainResult<()>;
 
-    /// Creates a staff user who signs in with `email` and `password`; returns the user id.
-    async fn create_staff_user(&self, email: &str, password: &str) -> DomainResult<String>;
+    /// Creates a staff user with `roles` who signs in with `email` and `password`; returns the
+    /// user id. Without a password, a provider that can (Cognito) invites the user by email;
+    /// the local provider needs one.
+    async fn create_staff_user(
+        &self,
+        email: &str,
+        password: Option<&str>,
+        roles: &[String],
+    ) -> DomainResult<String>;
 
     /// Sets a new password with the reset token (local: the emitted JWT; Cognito: the code
     /// it sent by email, with the email).
@@ -239,7 +246,11 @@ pub async fn ensure_first_staff_user(
     if staff::any_staff(store).await? {
         return Ok(false);
     }
-    match provider.create_staff_user(email, password).await {
+    let roles = [crate::roles::ADMIN.to_owned()];
+    match provider
+        .create_staff_user(email, Some(password), &roles)
+        .await
+    {
         Ok(id) => {
             tracing::info!(user_id = %id, %email, "created the first staff user");
             Ok(true)

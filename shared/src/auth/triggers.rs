@@ -7,7 +7,8 @@
 //! - **PostConfirmation**: creates or links the customer of the confirmed identity (idempotent).
 //! - **PreTokenGeneration V2**: adds Medusa's `actor_id`, `actor_type`, `auth_identity_id` as
 //!   scalar claims, creating the customer first for a federated identity that never went
-//!   through PostConfirmation.
+//!   through PostConfirmation; joins the customer to its company (by SAML provider, or by
+//!   verified email domain where the company allows it) and adds `company_id`, `company_role`.
 //!
 //! Handlers take the raw event and answer it with `response` filled, as Cognito expects.
 
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
 use super::links;
+use crate::companies::CompanyService;
 use crate::customers::CustomerService;
 use crate::error::{DomainError, DomainResult};
 
@@ -150,6 +152,7 @@ pub async fn post_confirmation(
 pub async fn pre_token_generation(
     mut event: Value,
     customers: &CustomerService,
+    companies: &CompanyService,
     settings: &TriggerSettings,
 ) -> DomainResult<Value> {
     let attrs = attributes(&event);
@@ -174,16 +177,47 @@ pub async fn pre_token_generation(
             )
             .await?;
     }
-    let claims = json!({
+    let mut claims = json!({
         "actor_id": actor_id,
         "actor_type": settings.actor_type,
         "auth_identity_id": sub,
     });
+    if settings.actor_type == "customer" && !actor_id.is_empty() {
+        let provider = federated_provider(&attrs);
+        let verified = attribute(&attrs, "email_verified").as_deref() == Some("true")
+            || provider.as_deref().is_some_and(|p| {
+                settings
+                    .trusted_email_providers
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(p))
+            });
+        let membership = companies
+            .join_on_sign_in(
+                &actor_id,
+                attribute(&attrs, "email").as_deref(),
+                verified,
+                provider.as_deref(),
+            )
+            .await?;
+        if let Some(m) = membership {
+            claims["company_id"] = json!(m.company_id);
+            claims["company_role"] = json!(m.role);
+        }
+    }
     event["response"]["claimsAndScopeOverrideDetails"] = json!({
         "idTokenGeneration": { "claimsToAddOrOverride": claims },
         "accessTokenGeneration": { "claimsToAddOrOverride": claims },
     });
     Ok(event)
+}
+
+/// The identity provider of a federated user (`identities` holds Cognito's JSON list).
+fn federated_provider(attributes: &Map<String, Value>) -> Option<String> {
+    let identities: Value = serde_json::from_str(&attribute(attributes, "identities")?).ok()?;
+    identities
+        .as_array()?
+        .iter()
+        .find_map(|i| i.get("providerName")?.as_str().map(str::to_owned))
 }
 
 /// The pool's directory through the Cognito API.

@@ -67,6 +67,8 @@ pub struct CustomerQuery {
     pub ids: Option<Vec<String>>,
     /// Members of any of these groups.
     pub groups: Option<Vec<String>>,
+    /// Members of any of these companies.
+    pub companies: Option<Vec<String>>,
     /// Case-insensitive, like uniqueness.
     pub emails: Option<Vec<String>>,
     pub first_names: Option<Vec<String>>,
@@ -90,6 +92,7 @@ impl Default for CustomerQuery {
             q: None,
             ids: None,
             groups: None,
+            companies: None,
             emails: None,
             first_names: None,
             last_names: None,
@@ -128,6 +131,7 @@ impl CustomerQuery {
         self.q.is_none()
             && self.ids.is_none()
             && self.groups.is_none()
+            && self.companies.is_none()
             && self.emails.is_none()
             && self.first_names.is_none()
             && self.last_names.is_none()
@@ -149,7 +153,8 @@ impl CustomerQuery {
             .is_unfiltered()
     }
 
-    /// Whether a live customer matches every filter but `groups` (checked by the caller).
+    /// Whether a live customer matches every filter but `groups` and `companies` (checked by
+    /// the caller).
     pub fn matches(&self, c: &Customer) -> bool {
         if c.is_deleted() {
             return false;

@@ -395,15 +395,26 @@ impl CustomerRepository {
     /// all only the page is read (from the cursor on) and the count comes from the counters.
     pub async fn list(&self, query: &CustomerQuery) -> DomainResult<CustomerPage> {
         let (order, direction) = query.order_or_default();
-        if let Some(groups) = &query.groups {
-            if let ([group], true, CustomerOrder::CreatedAt | CustomerOrder::Id) =
-                (groups.as_slice(), query.only_groups(), order)
+        if query.groups.is_some() || query.companies.is_some() {
+            if let (Some([group]), true, CustomerOrder::CreatedAt | CustomerOrder::Id) =
+                (query.groups.as_deref(), query.only_groups(), order)
             {
                 return self
                     .group_page(group, query, direction == Direction::Asc)
                     .await;
             }
-            let mut members = crate::groups::member_ids(&self.store, groups).await?;
+            let mut members = match &query.groups {
+                Some(groups) => Some(crate::groups::member_ids(&self.store, groups).await?),
+                None => None,
+            };
+            if let Some(companies) = &query.companies {
+                let in_companies = crate::companies::member_ids(&self.store, companies).await?;
+                members = Some(match members {
+                    Some(m) => m.intersection(&in_companies).cloned().collect(),
+                    None => in_companies,
+                });
+            }
+            let mut members = members.unwrap_or_default();
             if let Some(ids) = &query.ids {
                 members.retain(|m| ids.contains(m));
             }

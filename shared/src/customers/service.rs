@@ -321,6 +321,12 @@ impl CustomerService {
         crate::groups::GroupService::new(store.clone(), self.clock.clone(), self.ids.clone())
             .detach_customer(id)
             .await?;
+        crate::companies::CompanyService::new(store.clone(), self.clock.clone(), self.ids.clone())
+            .detach_customer(id)
+            .await?;
+        crate::grants::GrantService::new(store.clone(), self.clock.clone(), self.ids.clone())
+            .revoke_principal(&crate::grants::Principal::Customer { id: id.to_owned() })
+            .await?;
         crate::auth::links::unlink_actor(&store, "customer", id).await
     }
 

@@ -7,6 +7,7 @@
 pub mod dynamo;
 pub mod embedded;
 pub mod merge;
+pub mod record;
 
 use std::collections::BTreeMap;
 
