@@ -295,7 +295,11 @@ pub async fn member_ids(
         query.limit = 1000;
         loop {
             let page = store.query(&query).await?;
-            out.extend(page.items.iter().filter_map(|i| text(i, "customer_id").map(str::to_owned)));
+            out.extend(
+                page.items
+                    .iter()
+                    .filter_map(|i| text(i, "customer_id").map(str::to_owned)),
+            );
             match page.last_key {
                 Some(k) => query.start_after = Some(k),
                 None => break,
@@ -416,8 +420,10 @@ impl CompanyService {
             }];
             let old = markers(&current);
             let new = markers(&next);
-            let added: Vec<&(Key, String)> =
-                new.iter().filter(|(k, _)| !old.iter().any(|(o, _)| o == k)).collect();
+            let added: Vec<&(Key, String)> = new
+                .iter()
+                .filter(|(k, _)| !old.iter().any(|(o, _)| o == k))
+                .collect();
             for (key, _) in old.iter().filter(|(k, _)| !new.iter().any(|(n, _)| n == k)) {
                 ops.push(WriteOp::Delete {
                     key: key.clone(),
@@ -459,10 +465,14 @@ impl CompanyService {
                     item: self.company_item(&gone, version + 1)?,
                     condition: Some(Condition::equals("version", version)),
                 }];
-                ops.extend(markers(&current).into_iter().map(|(key, _)| WriteOp::Delete {
-                    key,
-                    condition: None,
-                }));
+                ops.extend(
+                    markers(&current)
+                        .into_iter()
+                        .map(|(key, _)| WriteOp::Delete {
+                            key,
+                            condition: None,
+                        }),
+                );
                 match self.store.transact(ops).await {
                     Ok(()) => {}
                     Err(StoreError::ConditionFailed { .. } | StoreError::Conflict) => continue,
@@ -526,14 +536,23 @@ impl CompanyService {
                 let q_hit = query.q.as_deref().is_none_or(|q| {
                     let q = normalize_text(q);
                     normalize_text(&company.name).contains(&q)
-                        || company.external_id.as_deref().is_some_and(|e| normalize_text(e).contains(&q))
+                        || company
+                            .external_id
+                            .as_deref()
+                            .is_some_and(|e| normalize_text(e).contains(&q))
                         || company.email_domains.iter().any(|d| d.contains(&q))
                 });
                 let keep = !company.is_deleted()
                     && q_hit
-                    && query.ids.as_ref().is_none_or(|ids| ids.contains(&company.id))
+                    && query
+                        .ids
+                        .as_ref()
+                        .is_none_or(|ids| ids.contains(&company.id))
                     && query.external_ids.as_ref().is_none_or(|ids| {
-                        company.external_id.as_ref().is_some_and(|e| ids.contains(e))
+                        company
+                            .external_id
+                            .as_ref()
+                            .is_some_and(|e| ids.contains(e))
                     });
                 if keep {
                     matching.push(company);
@@ -559,7 +578,10 @@ impl CompanyService {
                 .iter()
                 .filter_map(|i| {
                     let id = text(i, "pk")?.strip_prefix("COMP#")?.to_owned();
-                    Some((id, i.get("member_count").and_then(Value::as_i64).unwrap_or(0)))
+                    Some((
+                        id,
+                        i.get("member_count").and_then(Value::as_i64).unwrap_or(0),
+                    ))
                 })
                 .collect();
             for c in &mut page {
@@ -701,7 +723,10 @@ impl CompanyService {
     }
 
     /// Current memberships of these customers, by customer id.
-    async fn memberships(&self, customer_ids: &[String]) -> DomainResult<HashMap<String, Membership>> {
+    async fn memberships(
+        &self,
+        customer_ids: &[String],
+    ) -> DomainResult<HashMap<String, Membership>> {
         let keys: Vec<Key> = customer_ids.iter().map(|c| membership_key(c)).collect();
         let mut out = HashMap::new();
         for chunk in keys.chunks(100) {
@@ -737,7 +762,9 @@ impl CompanyService {
     /// The company of a signed-in customer: 404 when it has none.
     pub async fn company_of(&self, customer_id: &str) -> DomainResult<(Company, Membership)> {
         let missing = || {
-            DomainError::NotFound(format!("Customer {customer_id} does not belong to a company"))
+            DomainError::NotFound(format!(
+                "Customer {customer_id} does not belong to a company"
+            ))
         };
         let m = self.membership_of(customer_id).await?.ok_or_else(missing)?;
         match self.load(&m.company_id).await? {
@@ -813,7 +840,11 @@ impl CompanyService {
         let Some(id) = text(&marker, "company_id") else {
             return Ok(None);
         };
-        Ok(self.load(id).await?.map(|(c, _)| c).filter(|c| !c.is_deleted()))
+        Ok(self
+            .load(id)
+            .await?
+            .map(|(c, _)| c)
+            .filter(|c| !c.is_deleted()))
     }
 
     /// Joins a customer to a company on sign-in: the company of the SAML identity provider it
@@ -835,7 +866,9 @@ impl CompanyService {
         }
         if company.is_none()
             && email_verified
-            && let Some(domain) = email.and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_lowercase())
+            && let Some(domain) = email
+                .and_then(|e| e.rsplit_once('@'))
+                .map(|(_, d)| d.to_lowercase())
         {
             company = self
                 .company_by_marker(domain_marker(&domain))

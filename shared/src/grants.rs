@@ -202,7 +202,10 @@ pub fn check_resource(resource: &Resource) -> DomainResult<()> {
 
 /// Reads `{type, id, role?}` as a principal.
 pub fn parse_principal(value: &Value) -> DomainResult<Principal> {
-    let kind = value.get("type").and_then(Value::as_str).unwrap_or_default();
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let id = value
         .get("id")
         .and_then(Value::as_str)
@@ -301,7 +304,10 @@ impl GrantService {
 
     fn grant_item(&self, g: &Grant) -> DomainResult<Item> {
         let mut item = to_item(g, &grant_key(&g.id), "permission_grant", 0)?;
-        item.insert("gsi1pk".into(), format!("PGRPRIN#{}", g.principal.key()).into());
+        item.insert(
+            "gsi1pk".into(),
+            format!("PGRPRIN#{}", g.principal.key()).into(),
+        );
         item.insert("gsi1sk".into(), g.id.clone().into());
         item.insert(
             "gsi2pk".into(),
@@ -355,7 +361,9 @@ impl GrantService {
         let expires_at = match &draft.expires_at {
             None => None,
             Some(raw) => Some(parse_instant(raw).ok_or_else(|| {
-                invalid(format!("Field 'expires_at' must be a date or date-time, got '{raw}'"))
+                invalid(format!(
+                    "Field 'expires_at' must be a date or date-time, got '{raw}'"
+                ))
             })?),
         };
         self.check_principal(&draft.principal).await?;
@@ -422,7 +430,11 @@ impl GrantService {
                 key: grant_key(id),
                 condition: None,
             }];
-            if list.entries.get(&grant.entry_name()).is_some_and(|(g, _)| g == id) {
+            if list
+                .entries
+                .get(&grant.entry_name())
+                .is_some_and(|(g, _)| g == id)
+            {
                 list.entries.remove(&grant.entry_name());
                 ops.push(list.write(&grant.resource));
             }
@@ -517,8 +529,14 @@ impl GrantService {
                         .principal_id
                         .as_ref()
                         .is_none_or(|id| *id == principal_id(&g.principal))
-                    && query.resource_type.as_ref().is_none_or(|t| *t == g.resource.kind)
-                    && query.resource_id.as_ref().is_none_or(|id| *id == g.resource.id)
+                    && query
+                        .resource_type
+                        .as_ref()
+                        .is_none_or(|t| *t == g.resource.kind)
+                    && query
+                        .resource_id
+                        .as_ref()
+                        .is_none_or(|id| *id == g.resource.id)
                     && query.action.as_ref().is_none_or(|a| *a == g.action)
             })
             .collect();
@@ -572,7 +590,11 @@ impl GrantService {
     }
 
     /// Answers each check for the customer, in the order asked.
-    pub async fn check(&self, customer_id: &str, checks: &[Check]) -> DomainResult<Vec<CheckResult>> {
+    pub async fn check(
+        &self,
+        customer_id: &str,
+        checks: &[Check],
+    ) -> DomainResult<Vec<CheckResult>> {
         if checks.len() > MAX_CHECKS {
             return Err(invalid(format!(
                 "At most {MAX_CHECKS} checks can be asked in one request"
@@ -629,8 +651,8 @@ impl GrantService {
     pub async fn effective(&self, customer_id: &str) -> DomainResult<Vec<EffectiveGrant>> {
         let now = iso(self.clock.now());
         let principals = self.principals_of(customer_id).await?;
-        let lists = futures::future::try_join_all(principals.iter().map(|p| self.of_principal(p)))
-            .await?;
+        let lists =
+            futures::future::try_join_all(principals.iter().map(|p| self.of_principal(p))).await?;
         let mut out: Vec<EffectiveGrant> = principals
             .iter()
             .zip(lists)

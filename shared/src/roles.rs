@@ -225,7 +225,10 @@ impl RoleService {
         if let Some(role) = built_in_roles().into_iter().find(|r| r.id == id) {
             return Ok(role);
         }
-        self.load(id).await?.map(|(r, _)| r).ok_or_else(|| not_found(id))
+        self.load(id)
+            .await?
+            .map(|(r, _)| r)
+            .ok_or_else(|| not_found(id))
     }
 
     /// The roles with these ids that exist (unknown ids grant nothing).

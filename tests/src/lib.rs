@@ -321,6 +321,20 @@ impl TestServer {
     }
 }
 
+/// A staff user record with `roles`, as `POST /admin/users` or the first-user set-up leaves
+/// it, for tests whose tokens come from elsewhere (an authorizer, a key the test holds).
+pub async fn seed_staff_user(store: &Arc<dyn KvStore>, user_id: &str, roles: &[&str]) {
+    let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+    let ops = shared::auth::staff::staff_user_ops(
+        &format!("authid-{user_id}"),
+        user_id,
+        &format!("{user_id}@staff.test"),
+        &roles,
+        "2026-01-01T00:00:00.000Z",
+    );
+    store.transact(ops).await.expect("seed staff user");
+}
+
 /// The claims of a JWT, read without verification (to look at what the server issued).
 pub fn claims(token: &str) -> Value {
     use base64::Engine;
@@ -421,5 +435,105 @@ pub async fn cognito_setup(endpoint: &str) -> CognitoSetup {
         customer_client,
         staff_pool,
         staff_client,
+    }
+}
+
+pub const CUSTOMER_PASSWORD: &str = "correct horse battery";
+
+/// A storefront client: a publishable key and, once signed in, a customer token.
+pub struct Shop<'a> {
+    pub s: &'a TestServer,
+    pub key: String,
+}
+
+impl<'a> Shop<'a> {
+    pub async fn new(s: &'a TestServer) -> Shop<'a> {
+        Shop {
+            key: s.publishable_key().await,
+            s,
+        }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>, token: &str) -> Reply {
+        let bearer = format!("Bearer {token}");
+        let mut headers = vec![("x-publishable-api-key", self.key.as_str())];
+        if !token.is_empty() {
+            headers.push(("authorization", bearer.as_str()));
+        }
+        self.s.request(method, path, body, &headers).await
+    }
+
+    /// Registers `email` and creates its customer; returns a token that carries the customer.
+    pub async fn sign_up(&self, email: &str, first_name: &str) -> (String, String) {
+        let registered = self
+            .s
+            .request(
+                "POST",
+                "/auth/customer/emailpass/register",
+                Some(serde_json::json!({"email": email, "password": CUSTOMER_PASSWORD})),
+                &[],
+            )
+            .await;
+        assert_eq!(registered.status, 200, "{}", registered.body);
+        let token = registered.body["token"].as_str().unwrap().to_owned();
+        let created = self
+            .call(
+                "POST",
+                "/store/customers",
+                Some(serde_json::json!({"email": email, "first_name": first_name, "last_name": "Doe"})),
+                &token,
+            )
+            .await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        let id = created.body["customer"]["id"].as_str().unwrap().to_owned();
+        let refreshed = self
+            .s
+            .request(
+                "POST",
+                "/auth/token/refresh",
+                None,
+                &[("authorization", &format!("Bearer {token}"))],
+            )
+            .await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+        let token = refreshed.body["token"].as_str().unwrap().to_owned();
+        assert_eq!(claims(&token)["actor_id"], serde_json::json!(id));
+        (token, id)
+    }
+}
+
+impl TestServer {
+    /// Creates a staff user with `roles` through the API and returns its token.
+    pub async fn staff_token(&self, email: &str, roles: &[&str]) -> String {
+        let (status, body) = self
+            .post(
+                "/admin/users",
+                serde_json::json!({"email": email, "password": ADMIN_PASSWORD, "roles": roles}),
+            )
+            .await;
+        assert_eq!(status, 200, "create staff user: {body}");
+        let (status, body) = self
+            .call(
+                "POST",
+                "/auth/user/emailpass",
+                Some(serde_json::json!({"email": email, "password": ADMIN_PASSWORD})),
+                false,
+            )
+            .await;
+        assert_eq!(status, 200, "staff sign-in: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Sends a request with a bearer token (any actor).
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let bearer = format!("Bearer {token}");
+        self.request(method, path, body, &[("authorization", bearer.as_str())])
+            .await
     }
 }

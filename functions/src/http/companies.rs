@@ -11,7 +11,9 @@ use shared::customers::CustomerQuery;
 
 use super::AppState;
 use super::auth::{Shopper, Staff, Storefront};
-use super::body::{Field, JsonBody, Kind, nullish, optional, record_change, required, text_change, validate};
+use super::body::{
+    Field, JsonBody, Kind, nullish, optional, record_change, required, text_change, validate,
+};
 use super::error::{ApiResult, invalid};
 use super::query;
 
@@ -46,12 +48,15 @@ fn patch_from(body: &Map<String, Value>) -> CompanyPatch {
         name: body.get("name").and_then(Value::as_str).map(str::to_owned),
         external_id: text_change(body, "external_id"),
         tax_id: text_change(body, "tax_id"),
-        email_domains: body.get("email_domains").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        }),
+        email_domains: body
+            .get("email_domains")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            }),
         auto_join_by_domain: body.get("auto_join_by_domain").and_then(Value::as_bool),
         saml_provider: text_change(body, "saml_provider"),
         metadata: record_change(body, "metadata"),
@@ -61,7 +66,12 @@ fn patch_from(body: &Map<String, Value>) -> CompanyPatch {
 fn strings(body: &Map<String, Value>, name: &str) -> Vec<String> {
     body.get(name)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -70,7 +80,11 @@ fn additions(body: &Map<String, Value>, by_email: bool) -> ApiResult<Vec<(String
     let Some(list) = body.get("add").and_then(Value::as_array) else {
         return Ok(Vec::new());
     };
-    let who = if by_email { "email or customer_id" } else { "customer_id" };
+    let who = if by_email {
+        "email or customer_id"
+    } else {
+        "customer_id"
+    };
     list.iter()
         .enumerate()
         .map(|(i, entry)| {
@@ -92,7 +106,11 @@ fn additions(body: &Map<String, Value>, by_email: bool) -> ApiResult<Vec<(String
             let text = |name: &str| entry.get(name).and_then(Value::as_str).map(str::to_owned);
             let target = text("customer_id")
                 .map(|id| format!("id:{id}"))
-                .or_else(|| by_email.then(|| text("email").map(|e| format!("email:{e}"))).flatten())
+                .or_else(|| {
+                    by_email
+                        .then(|| text("email").map(|e| format!("email:{e}")))
+                        .flatten()
+                })
                 .ok_or_else(|| invalid(format!("Invalid request: Field 'add, {i}' needs {who}")))?;
             Ok((target, text("role").unwrap_or_else(|| "buyer".into())))
         })
@@ -162,7 +180,9 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     state.companies.delete(&id).await?;
-    Ok(Json(json!({ "id": id, "object": "company", "deleted": true })))
+    Ok(Json(
+        json!({ "id": id, "object": "company", "deleted": true }),
+    ))
 }
 
 pub async fn batch_customers(
@@ -254,16 +274,19 @@ async fn members_page(
     Ok(json!({ "members": rendered, "count": count, "offset": offset, "limit": limit }))
 }
 
-/// Only a company admin sees and manages the member list.
+/// Only a company admin sees and manages the member list; a customer outside any company is
+/// refused the same way.
 async fn admin_company(state: &AppState, customer_id: &str) -> ApiResult<Company> {
-    let (company, me) = state.companies.company_of(customer_id).await?;
-    if me.role != shared::companies::ADMIN_ROLE {
-        return Err(DomainError::Forbidden(
+    let denied = || {
+        DomainError::Forbidden(
             "Only a company admin can see and manage the company's members".into(),
         )
-        .into());
+    };
+    match state.companies.company_of(customer_id).await {
+        Ok((company, me)) if me.role == shared::companies::ADMIN_ROLE => Ok(company),
+        Ok(_) | Err(DomainError::NotFound(_)) => Err(denied().into()),
+        Err(e) => Err(e.into()),
     }
-    Ok(company)
 }
 
 pub async fn store_members(
@@ -279,7 +302,9 @@ pub async fn store_members(
         .unwrap_or(50)
         .min(super::customers::MAX_LIMIT);
     let company = admin_company(&state, &actor.actor_id).await?;
-    Ok(Json(members_page(&state, &company.id, offset, limit).await?))
+    Ok(Json(
+        members_page(&state, &company.id, offset, limit).await?,
+    ))
 }
 
 pub async fn store_update_members(

@@ -48,7 +48,11 @@ fn resource(value: &Value, field: &str) -> ApiResult<Resource> {
         map.get(name)
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| invalid(format!("Invalid request: Field '{field}, {name}' is required")))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "Invalid request: Field '{field}, {name}' is required"
+                ))
+            })
     };
     Ok(Resource {
         kind: text("type")?,
@@ -57,7 +61,11 @@ fn resource(value: &Value, field: &str) -> ApiResult<Resource> {
 }
 
 fn checks(body: &Map<String, Value>) -> ApiResult<Vec<Check>> {
-    let list = body.get("checks").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = body
+        .get("checks")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     list.iter()
         .enumerate()
         .map(|(i, c)| {
@@ -65,11 +73,15 @@ fn checks(body: &Map<String, Value>) -> ApiResult<Vec<Check>> {
                 .get("action")
                 .and_then(Value::as_str)
                 .ok_or_else(|| {
-                    invalid(format!("Invalid request: Field 'checks, {i}, action' is required"))
+                    invalid(format!(
+                        "Invalid request: Field 'checks, {i}, action' is required"
+                    ))
                 })?
                 .to_owned();
             let target = c.get("resource").ok_or_else(|| {
-                invalid(format!("Invalid request: Field 'checks, {i}, resource' is required"))
+                invalid(format!(
+                    "Invalid request: Field 'checks, {i}, resource' is required"
+                ))
             })?;
             Ok(Check {
                 action,
@@ -112,9 +124,16 @@ pub async fn create(
     let principal = parse_principal(body.get("principal").unwrap_or(&Value::Null))?;
     let draft = GrantDraft {
         principal,
-        action: body.get("action").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        action: body
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         resource: resource(body.get("resource").unwrap_or(&Value::Null), "resource")?,
-        expires_at: body.get("expires_at").and_then(Value::as_str).map(str::to_owned),
+        expires_at: body
+            .get("expires_at")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     };
     let grant = state.grants.grant(&draft, Some(&actor.actor_id)).await?;
     Ok(Json(json!({ "permission_grant": grant })))
@@ -125,7 +144,9 @@ pub async fn retrieve(
     _staff: Staff,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "permission_grant": state.grants.retrieve(&id).await? })))
+    Ok(Json(
+        json!({ "permission_grant": state.grants.retrieve(&id).await? }),
+    ))
 }
 
 pub async fn delete(
@@ -135,7 +156,9 @@ pub async fn delete(
 ) -> ApiResult<Json<Value>> {
     state.grants.retrieve(&id).await?;
     state.grants.revoke(&id).await?;
-    Ok(Json(json!({ "id": id, "object": "permission_grant", "deleted": true })))
+    Ok(Json(
+        json!({ "id": id, "object": "permission_grant", "deleted": true }),
+    ))
 }
 
 pub async fn store_check(
@@ -155,7 +178,10 @@ pub async fn admin_check(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let body = validate(body, ADMIN_CHECK_BODY)?;
-    let customer_id = body.get("customer_id").and_then(Value::as_str).unwrap_or_default();
+    let customer_id = body
+        .get("customer_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let checks = checks(&body)?;
     state.customers.retrieve(customer_id).await?;
     let results = state.grants.check(customer_id, &checks).await?;

@@ -26,11 +26,31 @@ const fn requires(resource: &'static str, operation: &'static str) -> Policy {
 pub fn policy(route: Route) -> Policy {
     use Route::*;
     match route {
-        Health | OpenApi | Jwks | AuthProviders | SignIn | SignInGet | Register | Callback
-        | CallbackPost | RefreshToken | CreateSession | DeleteSession | ResetPassword
-        | UpdateProvider | StoreRegister | StoreMe | StoreUpdateMe | StoreListAddresses
-        | StoreCreateAddress | StoreGetAddress | StoreUpdateAddress | StoreDeleteAddress
-        | StoreMyCompany | StoreCompanyMembers | StoreUpdateCompanyMembers
+        Health
+        | OpenApi
+        | Jwks
+        | AuthProviders
+        | SignIn
+        | SignInGet
+        | Register
+        | Callback
+        | CallbackPost
+        | RefreshToken
+        | CreateSession
+        | DeleteSession
+        | ResetPassword
+        | UpdateProvider
+        | StoreRegister
+        | StoreMe
+        | StoreUpdateMe
+        | StoreListAddresses
+        | StoreCreateAddress
+        | StoreGetAddress
+        | StoreUpdateAddress
+        | StoreDeleteAddress
+        | StoreMyCompany
+        | StoreCompanyMembers
+        | StoreUpdateCompanyMembers
         | StorePermissionCheck => Policy::NotStaff,
         ListCustomers | GetCustomer => requires("customer", "read"),
         CreateCustomer => requires("customer", "create"),

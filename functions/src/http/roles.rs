@@ -9,7 +9,9 @@ use shared::roles::RolePatch;
 
 use super::AppState;
 use super::auth::Staff;
-use super::body::{Field, JsonBody, Kind, nullish, optional, record_change, required, text_change, validate};
+use super::body::{
+    Field, JsonBody, Kind, nullish, optional, record_change, required, text_change, validate,
+};
 use super::error::{ApiResult, invalid};
 use super::query;
 
@@ -110,7 +112,9 @@ pub async fn update(
         description: text_change(&body, "description"),
         policies: strings(&body, "policies"),
     };
-    Ok(Json(json!({ "role": state.roles.update(&id, &patch).await? })))
+    Ok(Json(
+        json!({ "role": state.roles.update(&id, &patch).await? }),
+    ))
 }
 
 pub async fn delete(
@@ -146,7 +150,10 @@ pub async fn create_user(
     let identity = state.identity.as_ref().ok_or_else(|| {
         DomainError::NotAllowed("No sign-in provider is configured to create staff users".into())
     })?;
-    let email = body.get("email").and_then(Value::as_str).unwrap_or_default();
+    let email = body
+        .get("email")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let roles = strings(&body, "roles").unwrap_or_else(|| vec![shared::roles::VIEWER.to_owned()]);
     if roles.is_empty() {
         return Err(invalid("Field 'roles' must name at least one role"));
@@ -172,7 +179,9 @@ pub async fn me(State(state): State<AppState>, Staff(actor): Staff) -> ApiResult
     if actor.actor_type != "user" {
         return Err(DomainError::NotFound("A secret API key is not a staff user".into()).into());
     }
-    Ok(Json(json!({ "user": state.staff_users.retrieve(&actor.actor_id).await? })))
+    Ok(Json(
+        json!({ "user": state.staff_users.retrieve(&actor.actor_id).await? }),
+    ))
 }
 
 pub async fn get_user(
@@ -180,7 +189,9 @@ pub async fn get_user(
     _staff: Staff,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "user": state.staff_users.retrieve(&id).await? })))
+    Ok(Json(
+        json!({ "user": state.staff_users.retrieve(&id).await? }),
+    ))
 }
 
 pub async fn update_user(
@@ -203,5 +214,7 @@ pub async fn update_user(
         roles,
         metadata: record_change(&body, "metadata"),
     };
-    Ok(Json(json!({ "user": state.staff_users.update(&id, &patch).await? })))
+    Ok(Json(
+        json!({ "user": state.staff_users.update(&id, &patch).await? }),
+    ))
 }

@@ -510,23 +510,25 @@ impl IdentityProvider for CognitoIdentityProvider {
             .map(|(name, value)| AttributeType::builder().name(name).value(value).build())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| DomainError::Internal(e.to_string()))?;
-        let created = self
-            .client
-            .admin_create_user()
-            .user_pool_id(&pool.pool_id)
-            .username(&username)
-            .set_user_attributes(Some(attributes))
-            // With a password the user is ready at once; without, Cognito e-mails an
-            // invitation with a temporary password.
-            .set_message_action(password.map(|_| {
-                aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress
-            }))
-            .set_desired_delivery_mediums(password.is_none().then(|| {
-                vec![aws_sdk_cognitoidentityprovider::types::DeliveryMediumType::Email]
-            }))
-            .send()
-            .await
-            .map_err(|e| cognito_error(&e))?;
+        let created =
+            self.client
+                .admin_create_user()
+                .user_pool_id(&pool.pool_id)
+                .username(&username)
+                .set_user_attributes(Some(attributes))
+                // With a password the user is ready at once; without, Cognito e-mails an
+                // invitation with a temporary password.
+                .set_message_action(
+                    password.map(|_| {
+                        aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress
+                    }),
+                )
+                .set_desired_delivery_mediums(password.is_none().then(|| {
+                    vec![aws_sdk_cognitoidentityprovider::types::DeliveryMediumType::Email]
+                }))
+                .send()
+                .await
+                .map_err(|e| cognito_error(&e))?;
         if let Some(password) = password {
             self.client
                 .admin_set_user_password()
@@ -550,7 +552,9 @@ impl IdentityProvider for CognitoIdentityProvider {
         let user_id = crate::ports::UlidGenerator::default().new_id("user");
         let now = crate::ports::iso(self.clock.now());
         self.store
-            .transact(super::staff::staff_user_ops(&sub, &user_id, email, roles, &now))
+            .transact(super::staff::staff_user_ops(
+                &sub, &user_id, email, roles, &now,
+            ))
             .await?;
         Ok(user_id)
     }

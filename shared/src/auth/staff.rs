@@ -110,7 +110,10 @@ impl StaffUsers {
     }
 
     pub async fn retrieve(&self, id: &str) -> DomainResult<StaffUser> {
-        self.load(id).await?.map(|(u, _)| u).ok_or_else(|| not_found(id))
+        self.load(id)
+            .await?
+            .map(|(u, _)| u)
+            .ok_or_else(|| not_found(id))
     }
 
     /// The roles of a staff user; `None` when there is no such user.
@@ -179,8 +182,8 @@ impl StaffUsers {
                 roles.dedup();
                 next.roles = roles;
             }
-            let loses_admin = current.roles.iter().any(|r| r == ADMIN)
-                && !next.roles.iter().any(|r| r == ADMIN);
+            let loses_admin =
+                current.roles.iter().any(|r| r == ADMIN) && !next.roles.iter().any(|r| r == ADMIN);
             if loses_admin && self.holding(ADMIN).await?.iter().all(|u| u == id) {
                 return Err(DomainError::NotAllowed(
                     "This is the last user with the admin role; give the role to someone else first".into(),

@@ -22,6 +22,9 @@ struct Lambdas {
 impl Lambdas {
     async fn new(backend: Backend) -> Lambdas {
         let store = fresh_store(backend).await.expect("backend available");
+        // The staff user the fixtures' claims name, as an admin.
+        integration_tests::seed_staff_user(&store, "user_01M8BG77ZYM8TPMS04Z034K497", &["admin"])
+            .await;
         let mut config = test_config(temp_dir("lambda"));
         // As deployed: no local sign-in, only what the API Gateway authorizer verified.
         config.auth = AuthConfig::AuthorizerOnly;

@@ -1,6 +1,7 @@
 //! One test binary (one link) for every integration test.
 
 mod addresses_groups_http;
+mod b2b_http;
 mod cognito_http;
 mod customers_http;
 mod dynamo_retries;

@@ -2,72 +2,10 @@
 //! on both backends: registration, the publishable key, `me` routes, sessions, password reset,
 //! refresh; plus API keys and the sign-in throttle.
 
-use integration_tests::{Backend, Reply, TestServer, both_backends, claims};
+use integration_tests::{Backend, TestServer, both_backends, claims};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery";
-
-/// A storefront client: a publishable key and, once signed in, a customer token.
-struct Shop<'a> {
-    s: &'a TestServer,
-    key: String,
-}
-
-impl<'a> Shop<'a> {
-    async fn new(s: &'a TestServer) -> Shop<'a> {
-        Shop {
-            key: s.publishable_key().await,
-            s,
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>, token: &str) -> Reply {
-        let bearer = format!("Bearer {token}");
-        let mut headers = vec![("x-publishable-api-key", self.key.as_str())];
-        if !token.is_empty() {
-            headers.push(("authorization", bearer.as_str()));
-        }
-        self.s.request(method, path, body, &headers).await
-    }
-
-    /// Registers `email` and creates its customer; returns a token that carries the customer.
-    async fn sign_up(&self, email: &str, first_name: &str) -> (String, String) {
-        let registered = self
-            .s
-            .request(
-                "POST",
-                "/auth/customer/emailpass/register",
-                Some(json!({"email": email, "password": PASSWORD})),
-                &[],
-            )
-            .await;
-        assert_eq!(registered.status, 200, "{}", registered.body);
-        let token = registered.body["token"].as_str().unwrap().to_owned();
-        let created = self
-            .call(
-                "POST",
-                "/store/customers",
-                Some(json!({"email": email, "first_name": first_name, "last_name": "Doe"})),
-                &token,
-            )
-            .await;
-        assert_eq!(created.status, 200, "{}", created.body);
-        let id = created.body["customer"]["id"].as_str().unwrap().to_owned();
-        let refreshed = self
-            .s
-            .request(
-                "POST",
-                "/auth/token/refresh",
-                None,
-                &[("authorization", &format!("Bearer {token}"))],
-            )
-            .await;
-        assert_eq!(refreshed.status, 200, "{}", refreshed.body);
-        let token = refreshed.body["token"].as_str().unwrap().to_owned();
-        assert_eq!(claims(&token)["actor_id"], json!(id));
-        (token, id)
-    }
-}
+use integration_tests::{CUSTOMER_PASSWORD as PASSWORD, Shop};
 
 async fn registration_flow(backend: Backend) {
     let Some(s) = TestServer::start(backend).await else {

@@ -98,6 +98,7 @@ async fn expired_and_wrong_issuer_tokens_from_the_right_key_are_rejected() {
         let store = integration_tests::fresh_store(Backend::Embedded)
             .await
             .unwrap();
+        integration_tests::seed_staff_user(&store, "user_1", &["admin"]).await;
         let config = integration_tests::test_config(dir.clone());
         let (ready, addr) = tokio::sync::oneshot::channel();
         tokio::spawn(functions::server::serve(config, store, move |a| {

@@ -1,0 +1,699 @@
+//! B2B companies, their buyers, and permission grants, over HTTP on both backends.
+
+use integration_tests::{Backend, Shop, TestServer, both_backends};
+use serde_json::{Value, json};
+
+async fn company(s: &TestServer, body: Value) -> Value {
+    let (status, reply) = s.post("/admin/companies", body).await;
+    assert_eq!(status, 200, "{reply}");
+    reply["company"].clone()
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+async fn companies_and_their_buyers(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let acme = company(
+        &s,
+        json!({"name": "Acme Corp", "external_id": "ERP-1", "tax_id": "DE123",
+               "email_domains": ["Acme.example", "@acme.co.uk"], "metadata": {"tier": "gold"}}),
+    )
+    .await;
+    assert!(acme["id"].as_str().unwrap().starts_with("comp_"));
+    assert_eq!(acme["email_domains"], json!(["acme.example", "acme.co.uk"]));
+    assert_eq!(acme["member_count"], json!(0));
+    let acme_id = id(&acme);
+
+    // Uniqueness and validation: a clear 400, nothing written.
+    let (status, dup) = s
+        .post(
+            "/admin/companies",
+            json!({"name": "Other", "external_id": "ERP-1"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{dup}");
+    assert_eq!(dup["type"], json!("invalid_data"));
+    assert!(dup["message"].as_str().unwrap().contains("ERP-1"), "{dup}");
+    let (status, clash) = s
+        .post(
+            "/admin/companies",
+            json!({"name": "Other", "email_domains": ["acme.example"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{clash}");
+    assert!(clash["message"].as_str().unwrap().contains("acme.example"));
+    let (status, bad) = s
+        .post(
+            "/admin/companies",
+            json!({"name": "Bad", "email_domains": ["not a domain"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad}");
+    let (status, no_name) = s.post("/admin/companies", json!({"tax_id": "x"})).await;
+    assert_eq!(status, 400, "{no_name}");
+    let (_, list) = s.get("/admin/companies").await;
+    assert_eq!(
+        list["count"],
+        json!(1),
+        "failed creates left nothing: {list}"
+    );
+
+    let globex = company(&s, json!({"name": "Globex"})).await;
+    let globex_id = id(&globex);
+    let (_, found) = s.get("/admin/companies?q=acme").await;
+    assert_eq!(found["count"], json!(1));
+    assert_eq!(found["companies"][0]["id"], json!(acme_id));
+    let (_, by_external) = s.get("/admin/companies?external_id=ERP-1").await;
+    assert_eq!(by_external["companies"][0]["id"], json!(acme_id));
+
+    // Renaming frees the old external id for others.
+    let (status, updated) = s
+        .post(
+            &format!("/admin/companies/{acme_id}"),
+            json!({"external_id": "ERP-9"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["company"]["external_id"], json!("ERP-9"));
+    assert_eq!(updated["company"]["metadata"], json!({"tier": "gold"}));
+    let (status, _) = s
+        .post(
+            &format!("/admin/companies/{globex_id}"),
+            json!({"external_id": "ERP-1"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Members.
+    let ann = id(&s
+        .create_customer(json!({"email": "ann@acme.example"}))
+        .await);
+    let bob = id(&s
+        .create_customer(json!({"email": "bob@acme.example"}))
+        .await);
+    let gus = id(&s
+        .create_customer(json!({"email": "gus@globex.example"}))
+        .await);
+    let (status, with_members) = s
+        .post(
+            &format!("/admin/companies/{acme_id}/customers"),
+            json!({"add": [{"customer_id": ann, "role": "admin"}, {"customer_id": bob}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{with_members}");
+    assert_eq!(with_members["company"]["member_count"], json!(2));
+    s.post(
+        &format!("/admin/companies/{globex_id}/customers"),
+        json!({"add": [{"customer_id": gus, "role": "buyer"}]}),
+    )
+    .await;
+
+    // A customer is in one company at most; a failing batch writes nothing.
+    let (status, taken) = s
+        .post(
+            &format!("/admin/companies/{globex_id}/customers"),
+            json!({"add": [{"customer_id": ann, "role": "buyer"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{taken}");
+    assert!(taken["message"].as_str().unwrap().contains(&acme_id));
+    let fresh = id(&s.create_customer(json!({"email": "new@example.com"})).await);
+    let (status, bad_role) = s
+        .post(
+            &format!("/admin/companies/{acme_id}/customers"),
+            json!({"add": [{"customer_id": fresh, "role": "buyer"}, {"customer_id": gus, "role": "owner"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad_role}");
+    let (status, unknown) = s
+        .post(
+            &format!("/admin/companies/{acme_id}/customers"),
+            json!({"add": [{"customer_id": fresh}, {"customer_id": "cus_missing"}]}),
+        )
+        .await;
+    assert_eq!(status, 404, "{unknown}");
+    let (_, fresh_view) = s
+        .get(&format!("/admin/customers/{fresh}?fields=*company"))
+        .await;
+    assert_eq!(
+        fresh_view["customer"]["company"],
+        Value::Null,
+        "nothing half-written"
+    );
+
+    // The customer shows its company; the list filters by it.
+    let (_, ann_view) = s
+        .get(&format!("/admin/customers/{ann}?fields=*company"))
+        .await;
+    assert_eq!(
+        ann_view["customer"]["company"],
+        json!({"id": acme_id, "name": "Acme Corp", "role": "admin"})
+    );
+    let (_, members) = s
+        .get(&format!("/admin/customers?company_id={acme_id}"))
+        .await;
+    assert_eq!(members["count"], json!(2), "{members}");
+    let (status, unknown_param) = s.get("/admin/customers?company=x").await;
+    assert_eq!(status, 400, "{unknown_param}");
+
+    // Role change keeps the count; removal lowers it.
+    let (_, changed) = s
+        .post(
+            &format!("/admin/companies/{acme_id}/customers"),
+            json!({"add": [{"customer_id": bob, "role": "viewer"}]}),
+        )
+        .await;
+    assert_eq!(changed["company"]["member_count"], json!(2));
+    let (_, bob_view) = s
+        .get(&format!("/admin/customers/{bob}?fields=*company"))
+        .await;
+    assert_eq!(bob_view["customer"]["company"]["role"], json!("viewer"));
+    let (_, removed) = s
+        .post(
+            &format!("/admin/companies/{acme_id}/customers"),
+            json!({"remove": [bob]}),
+        )
+        .await;
+    assert_eq!(removed["company"]["member_count"], json!(1));
+
+    // Deleting a customer leaves its company; deleting a company detaches everyone.
+    s.delete(&format!("/admin/customers/{gus}")).await;
+    let (_, globex_now) = s.get(&format!("/admin/companies/{globex_id}")).await;
+    assert_eq!(globex_now["company"]["member_count"], json!(0));
+    let (status, deleted) = s.delete(&format!("/admin/companies/{acme_id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        deleted,
+        json!({"id": acme_id, "object": "company", "deleted": true})
+    );
+    let (status, _) = s.get(&format!("/admin/companies/{acme_id}")).await;
+    assert_eq!(status, 404);
+    let (_, ann_after) = s
+        .get(&format!("/admin/customers/{ann}?fields=*company"))
+        .await;
+    assert_eq!(ann_after["customer"]["company"], Value::Null);
+    // Its domains and external id are free again.
+    company(
+        &s,
+        json!({"name": "Acme 2", "external_id": "ERP-9", "email_domains": ["acme.example"]}),
+    )
+    .await;
+}
+
+async fn company_admins_manage_buyers_from_the_storefront(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let shop = Shop::new(&s).await;
+    let (admin_token, admin_id) = shop.sign_up("boss@acme.example", "Boss").await;
+    let (buyer_token, buyer_id) = shop.sign_up("buyer@acme.example", "Buyer").await;
+    let (_, newbie_id) = shop.sign_up("newbie@acme.example", "Newbie").await;
+    let (outsider_token, outsider_id) = shop.sign_up("gus@globex.example", "Gus").await;
+    let acme_id = id(&company(&s, json!({"name": "Acme"})).await);
+    let globex_id = id(&company(&s, json!({"name": "Globex"})).await);
+    s.post(
+        &format!("/admin/companies/{acme_id}/customers"),
+        json!({"add": [{"customer_id": admin_id, "role": "admin"}, {"customer_id": buyer_id, "role": "buyer"}]}),
+    )
+    .await;
+    s.post(
+        &format!("/admin/companies/{globex_id}/customers"),
+        json!({"add": [{"customer_id": outsider_id, "role": "admin"}]}),
+    )
+    .await;
+
+    let mine = shop
+        .call("GET", "/store/customers/me/company", None, &buyer_token)
+        .await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.body["company"]["id"], json!(acme_id));
+    assert_eq!(mine.body["company"]["role"], json!("buyer"));
+    assert!(
+        mine.body["company"].get("saml_provider").is_none(),
+        "sign-in settings stay with staff"
+    );
+
+    // Only the company admin lists and manages members.
+    let denied = shop
+        .call(
+            "GET",
+            "/store/customers/me/company/members",
+            None,
+            &buyer_token,
+        )
+        .await;
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert_eq!(denied.body["type"], json!("not_allowed"));
+    let listed = shop
+        .call(
+            "GET",
+            "/store/customers/me/company/members",
+            None,
+            &admin_token,
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["count"], json!(2));
+    assert!(
+        listed.body["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == json!("buyer@acme.example"))
+    );
+
+    let added = shop
+        .call(
+            "POST",
+            "/store/customers/me/company/members",
+            Some(json!({"add": [{"email": "NEWBIE@acme.example", "role": "viewer"}]})),
+            &admin_token,
+        )
+        .await;
+    assert_eq!(added.status, 200, "{}", added.body);
+    assert_eq!(added.body["count"], json!(3));
+    let (_, newbie) = s
+        .get(&format!("/admin/customers/{newbie_id}?fields=*company"))
+        .await;
+    assert_eq!(newbie["customer"]["company"]["role"], json!("viewer"));
+
+    // Admins are made and removed by staff only; other companies' customers are out of reach.
+    let promote = shop
+        .call(
+            "POST",
+            "/store/customers/me/company/members",
+            Some(json!({"add": [{"customer_id": buyer_id, "role": "admin"}]})),
+            &admin_token,
+        )
+        .await;
+    assert_eq!(promote.status, 403, "{}", promote.body);
+    let poach = shop
+        .call(
+            "POST",
+            "/store/customers/me/company/members",
+            Some(json!({"remove": [outsider_id]})),
+            &admin_token,
+        )
+        .await;
+    assert_eq!(poach.status, 404, "{}", poach.body);
+    let steal = shop
+        .call(
+            "POST",
+            "/store/customers/me/company/members",
+            Some(json!({"add": [{"customer_id": outsider_id}]})),
+            &admin_token,
+        )
+        .await;
+    assert_eq!(steal.status, 400, "{}", steal.body);
+    let other_admin = shop
+        .call(
+            "POST",
+            "/store/customers/me/company/members",
+            Some(json!({"remove": [buyer_id]})),
+            &outsider_token,
+        )
+        .await;
+    assert_eq!(other_admin.status, 404, "{}", other_admin.body);
+    let unknown = shop
+        .call(
+            "POST",
+            "/store/customers/me/company/members",
+            Some(json!({"add": [{"email": "nobody@acme.example"}]})),
+            &admin_token,
+        )
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+
+    let removed = shop
+        .call(
+            "POST",
+            "/store/customers/me/company/members",
+            Some(json!({"remove": [buyer_id]})),
+            &admin_token,
+        )
+        .await;
+    assert_eq!(removed.status, 200, "{}", removed.body);
+    assert_eq!(removed.body["count"], json!(2));
+    let gone = shop
+        .call("GET", "/store/customers/me/company", None, &buyer_token)
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.body);
+}
+
+fn check(action: &str, kind: &str, id: &str) -> Value {
+    json!({"action": action, "resource": {"type": kind, "id": id}})
+}
+
+async fn grant(s: &TestServer, principal: Value, action: &str, kind: &str, rid: &str) -> String {
+    let (status, body) = s
+        .post(
+            "/admin/permission-grants",
+            json!({"principal": principal, "action": action, "resource": {"type": kind, "id": rid}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    id(&body["permission_grant"])
+}
+
+async fn allowed(s: &TestServer, customer: &str, checks: Vec<Value>) -> Vec<(bool, Vec<String>)> {
+    let (status, body) = s
+        .post(
+            "/admin/permissions/check",
+            json!({"customer_id": customer, "checks": checks}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["allowed"].as_bool().unwrap(),
+                r["granted_by"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|g| g.as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+async fn grants_through_groups_companies_and_roles(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let shop = Shop::new(&s).await;
+    let (token, cus) = shop.sign_up("buyer@acme.example", "Buyer").await;
+    let other = id(&s
+        .create_customer(json!({"email": "other@example.com"}))
+        .await);
+    let (_, g) = s
+        .post("/admin/customer-groups", json!({"name": "Wholesale"}))
+        .await;
+    let group = id(&g["customer_group"]);
+    let acme = id(&company(&s, json!({"name": "Acme"})).await);
+    s.post(
+        &format!("/admin/customer-groups/{group}/customers"),
+        json!({"add": [cus]}),
+    )
+    .await;
+    s.post(
+        &format!("/admin/companies/{acme}/customers"),
+        json!({"add": [{"customer_id": cus, "role": "buyer"}]}),
+    )
+    .await;
+
+    // Deny by default.
+    let nothing = allowed(&s, &cus, vec![check("view", "product", "prod_1")]).await;
+    assert_eq!(nothing, vec![(false, vec![])]);
+
+    let own = grant(
+        &s,
+        json!({"type": "customer", "id": cus}),
+        "view",
+        "product",
+        "prod_1",
+    )
+    .await;
+    let by_group = grant(
+        &s,
+        json!({"type": "customer_group", "id": group}),
+        "view",
+        "product",
+        "*",
+    )
+    .await;
+    let by_company = grant(
+        &s,
+        json!({"type": "company", "id": acme}),
+        "purchase",
+        "price_list",
+        "pl_acme",
+    )
+    .await;
+    let by_role = grant(
+        &s,
+        json!({"type": "company_role", "id": acme, "role": "buyer"}),
+        "purchase",
+        "product",
+        "prod_2",
+    )
+    .await;
+    let admins_only = grant(
+        &s,
+        json!({"type": "company_role", "id": acme, "role": "admin"}),
+        "approve",
+        "order",
+        "*",
+    )
+    .await;
+    // Granting the same thing twice gives the same grant.
+    let again = grant(
+        &s,
+        json!({"type": "customer", "id": cus}),
+        "view",
+        "product",
+        "prod_1",
+    )
+    .await;
+    assert_eq!(again, own);
+
+    let checks = vec![
+        check("view", "product", "prod_1"),
+        check("view", "product", "prod_9"),
+        check("purchase", "price_list", "pl_acme"),
+        check("purchase", "product", "prod_2"),
+        check("approve", "order", "order_1"),
+        check("purchase", "product", "prod_1"),
+    ];
+    let results = allowed(&s, &cus, checks.clone()).await;
+    let mut both = vec![own.clone(), by_group.clone()];
+    both.sort();
+    assert_eq!(
+        results,
+        vec![
+            (true, both),
+            (true, vec![by_group.clone()]),
+            (true, vec![by_company.clone()]),
+            (true, vec![by_role.clone()]),
+            (false, vec![]),
+            (false, vec![]),
+        ]
+    );
+    assert!(admins_only.starts_with("pgr_"));
+    // Another customer holds none of these.
+    let theirs = allowed(&s, &other, checks.clone()).await;
+    assert!(theirs.iter().all(|(a, _)| !a), "{theirs:?}");
+
+    // The storefront asks for the signed-in customer, in the order asked.
+    let store = shop
+        .call(
+            "POST",
+            "/store/permissions/check",
+            Some(json!({"checks": checks})),
+            &token,
+        )
+        .await;
+    assert_eq!(store.status, 200, "{}", store.body);
+    assert_eq!(
+        store.body["results"][2]["resource"],
+        json!({"type": "price_list", "id": "pl_acme"})
+    );
+    assert_eq!(store.body["results"][2]["allowed"], json!(true));
+    assert_eq!(store.body["results"][4]["allowed"], json!(false));
+
+    // Effective grants with their source.
+    let (_, effective) = s.get(&format!("/admin/customers/{cus}/permissions")).await;
+    let sources: Vec<(String, String)> = effective["permission_grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["id"].as_str().unwrap().to_owned(),
+                g["source"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (grant_id, source) in [
+        (&own, "own"),
+        (&by_group, "group"),
+        (&by_company, "company"),
+        (&by_role, "role"),
+    ] {
+        assert!(
+            sources.contains(&(grant_id.clone(), source.to_owned())),
+            "{effective}"
+        );
+    }
+    assert!(
+        !sources.iter().any(|(g, _)| g == &admins_only),
+        "a role it does not hold"
+    );
+
+    // Listing by principal and by resource.
+    let (_, of_group) = s
+        .get(&format!(
+            "/admin/permission-grants?principal_type=customer_group&principal_id={group}"
+        ))
+        .await;
+    assert_eq!(of_group["count"], json!(1));
+    let (_, on_product) = s
+        .get("/admin/permission-grants?resource_type=product&resource_id=prod_1")
+        .await;
+    assert_eq!(on_product["permission_grants"][0]["id"], json!(own));
+
+    // Leaving the group and the company takes their grants away at once.
+    s.post(
+        &format!("/admin/customer-groups/{group}/customers"),
+        json!({"remove": [cus]}),
+    )
+    .await;
+    s.post(
+        &format!("/admin/companies/{acme}/customers"),
+        json!({"remove": [cus]}),
+    )
+    .await;
+    let after = allowed(&s, &cus, checks.clone()).await;
+    assert_eq!(after[0], (true, vec![own.clone()]));
+    assert!(after[1..].iter().all(|(a, _)| !a), "{after:?}");
+
+    // Revocation.
+    let (status, revoked) = s.delete(&format!("/admin/permission-grants/{own}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        revoked,
+        json!({"id": own, "object": "permission_grant", "deleted": true})
+    );
+    assert_eq!(
+        allowed(&s, &cus, vec![check("view", "product", "prod_1")]).await,
+        vec![(false, vec![])]
+    );
+    let (status, _) = s.delete(&format!("/admin/permission-grants/{own}")).await;
+    assert_eq!(status, 404);
+
+    // Deleting a company or group revokes what was granted to it.
+    s.delete(&format!("/admin/companies/{acme}")).await;
+    let (_, company_grants) = s
+        .get(&format!(
+            "/admin/permission-grants?principal_type=company&principal_id={acme}"
+        ))
+        .await;
+    assert_eq!(company_grants["count"], json!(0));
+    let (_, role_grants) = s
+        .get("/admin/permission-grants?principal_type=company_role")
+        .await;
+    assert_eq!(role_grants["count"], json!(0), "{role_grants}");
+    s.delete(&format!("/admin/customer-groups/{group}")).await;
+    let (_, all) = s.get("/admin/permission-grants").await;
+    assert_eq!(all["count"], json!(0), "{all}");
+}
+
+async fn grants_expire_and_bad_input_is_refused(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let cus = id(&s.create_customer(json!({"email": "x@example.com"})).await);
+    let (status, expired) = s
+        .post(
+            "/admin/permission-grants",
+            json!({"principal": {"type": "customer", "id": cus}, "action": "view",
+                   "resource": {"type": "product", "id": "p1"}, "expires_at": "2020-01-01"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{expired}");
+    assert_eq!(
+        expired["permission_grant"]["expires_at"],
+        json!("2020-01-01T00:00:00.000Z")
+    );
+    let (status, future) = s
+        .post(
+            "/admin/permission-grants",
+            json!({"principal": {"type": "customer", "id": cus}, "action": "view",
+                   "resource": {"type": "product", "id": "p2"}, "expires_at": "2999-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{future}");
+    let results = allowed(
+        &s,
+        &cus,
+        vec![
+            check("view", "product", "p1"),
+            check("view", "product", "p2"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        results[0],
+        (false, vec![]),
+        "an expired grant grants nothing"
+    );
+    assert!(results[1].0);
+    // Re-granting with a new expiry revives the same grant.
+    let (_, renewed) = s
+        .post(
+            "/admin/permission-grants",
+            json!({"principal": {"type": "customer", "id": cus}, "action": "view",
+                   "resource": {"type": "product", "id": "p1"}, "expires_at": null}),
+        )
+        .await;
+    assert_eq!(
+        renewed["permission_grant"]["id"],
+        expired["permission_grant"]["id"]
+    );
+    assert!(allowed(&s, &cus, vec![check("view", "product", "p1")]).await[0].0);
+    let (_, effective) = s.get(&format!("/admin/customers/{cus}/permissions")).await;
+    assert_eq!(effective["count"], json!(2));
+
+    let bad = [
+        json!({"principal": {"type": "robot", "id": cus}, "action": "view", "resource": {"type": "product", "id": "p"}}),
+        json!({"principal": {"type": "company_role", "id": "comp_x"}, "action": "view", "resource": {"type": "product", "id": "p"}}),
+        json!({"principal": {"type": "customer", "id": cus}, "action": "view it", "resource": {"type": "product", "id": "p"}}),
+        json!({"principal": {"type": "customer", "id": cus}, "action": "view", "resource": {"type": "product"}}),
+        json!({"principal": {"type": "customer", "id": cus}, "action": "view", "resource": {"type": "product", "id": "p"}, "expires_at": "soon"}),
+        json!({"principal": {"type": "customer", "id": cus}, "action": "view", "resource": {"type": "product", "id": "p"}, "extra": 1}),
+    ];
+    for body in bad {
+        let (status, reply) = s.post("/admin/permission-grants", body.clone()).await;
+        assert_eq!(status, 400, "{body} → {reply}");
+        assert_eq!(reply["type"], json!("invalid_data"), "{reply}");
+    }
+    let (status, missing) = s
+        .post(
+            "/admin/permission-grants",
+            json!({"principal": {"type": "customer_group", "id": "cusgroup_nope"}, "action": "view",
+                   "resource": {"type": "product", "id": "p"}}),
+        )
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    let (status, no_customer) = s
+        .post(
+            "/admin/permissions/check",
+            json!({"customer_id": "cus_nope", "checks": [check("view", "product", "p")]}),
+        )
+        .await;
+    assert_eq!(status, 404, "{no_customer}");
+    let (status, bad_check) = s
+        .post(
+            "/admin/permissions/check",
+            json!({"customer_id": cus, "checks": [{"action": "view"}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{bad_check}");
+    let (_, all) = s.get("/admin/permission-grants").await;
+    assert_eq!(all["count"], json!(2), "refused grants wrote nothing");
+}
+
+both_backends!(
+    companies_and_their_buyers,
+    company_admins_manage_buyers_from_the_storefront,
+    grants_through_groups_companies_and_roles,
+    grants_expire_and_bad_input_is_refused,
+);
