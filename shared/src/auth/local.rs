@@ -208,6 +208,20 @@ impl LocalIdentityProvider {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        if actor_type == "customer"
+            && !actor_id.is_empty()
+            && let Some(item) = self
+                .store
+                .get(&crate::companies::membership_key(&actor_id))
+                .await?
+        {
+            for name in ["company_id", "role"] {
+                if let Some(v) = item.get(name) {
+                    let claim = if name == "role" { "company_role" } else { name };
+                    app_metadata.insert(claim.into(), v.clone());
+                }
+            }
+        }
         let context = AuthContext {
             actor_id,
             actor_type: actor_type.to_owned(),

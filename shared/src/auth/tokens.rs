@@ -416,6 +416,12 @@ impl TokenIssuer {
         );
         claims.insert("sub".into(), context.auth_identity_id.clone().into());
         claims.insert("token_use".into(), ACCESS.into());
+        // Top-level as well, where the Cognito trigger puts them, so storefronts read one shape.
+        for name in ["company_id", "company_role"] {
+            if let Some(v) = context.app_metadata.get(name) {
+                claims.insert(name.into(), v.clone());
+            }
+        }
         self.sign(claims, now_unix, self.ttl_seconds)
     }
 }

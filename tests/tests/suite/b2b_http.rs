@@ -226,6 +226,14 @@ async fn company_admins_manage_buyers_from_the_storefront(backend: Backend) {
     )
     .await;
 
+    // A new token carries the company.
+    let refreshed = s
+        .call_as(&buyer_token, "POST", "/auth/token/refresh", None)
+        .await;
+    let claims = integration_tests::claims(refreshed.body["token"].as_str().unwrap());
+    assert_eq!(claims["company_id"], json!(acme_id), "{claims}");
+    assert_eq!(claims["company_role"], json!("buyer"));
+
     let mine = shop
         .call("GET", "/store/customers/me/company", None, &buyer_token)
         .await;

@@ -7,6 +7,7 @@ mod customers_http;
 mod dynamo_retries;
 mod lambda_events;
 mod openapi;
+mod rbac_http;
 mod store_auth_http;
 mod store_conformance;
 mod template;

@@ -305,7 +305,108 @@ async fn pre_token_creates_federated_customers_and_leaves_native_ones_unlinked(b
     assert_eq!(page.customers[0].first_name.as_deref(), Some("Gina"));
 }
 
+fn token_claims(event: &Value) -> &Value {
+    &event["response"]["claimsAndScopeOverrideDetails"]["accessTokenGeneration"]["claimsToAddOrOverride"]
+}
+
+async fn pre_token_joins_customers_to_their_company(backend: Backend) {
+    let Some(ctx) = context(backend, Arc::default(), true).await else {
+        return;
+    };
+    let patch = |name: &str, domains: &[&str], auto: bool, saml: Option<&str>| {
+        shared::companies::CompanyPatch {
+            name: Some(name.into()),
+            email_domains: Some(domains.iter().map(|d| d.to_string()).collect()),
+            auto_join_by_domain: Some(auto),
+            saml_provider: Some(saml.map(str::to_owned)),
+            ..Default::default()
+        }
+    };
+    let acme = ctx
+        .companies
+        .create(&patch("Acme", &["acme.example"], false, Some("AcmeSaml")))
+        .await
+        .unwrap();
+    let initech = ctx
+        .companies
+        .create(&patch("Initech", &["initech.example"], true, None))
+        .await
+        .unwrap();
+    ctx.companies
+        .create(&patch("Closed", &["closed.example"], false, None))
+        .await
+        .unwrap();
+
+    // Through the company's SAML provider (trusted for its emails): joins as a buyer.
+    let saml = handle(
+        Trigger::PreTokenGeneration,
+        event(
+            "cognito-pre-token-v2-saml.json",
+            &[("SUB", "sub-saml"), ("EMAIL", "sam@anything.example")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(token_claims(&saml)["company_id"], json!(acme.id), "{saml}");
+    assert_eq!(token_claims(&saml)["company_role"], json!("buyer"));
+
+    // A verified email in a domain whose company allows it joins; another domain does not.
+    let google = |sub: &'static str, email: &'static str| {
+        event(
+            "cognito-pre-token-v2-federated.json",
+            &[("SUB", sub), ("EMAIL", email)],
+        )
+    };
+    let joined = handle(
+        Trigger::PreTokenGeneration,
+        google("sub-i", "ida@initech.example"),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(token_claims(&joined)["company_id"], json!(initech.id));
+    let closed = handle(
+        Trigger::PreTokenGeneration,
+        google("sub-c", "cy@closed.example"),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert!(
+        token_claims(&closed).get("company_id").is_none(),
+        "{closed}"
+    );
+
+    // An unverified email never joins by domain.
+    let mut unverified = google("sub-u", "uma@initech.example");
+    unverified["request"]["userAttributes"]["email_verified"] = json!("false");
+    let unverified = handle(Trigger::PreTokenGeneration, unverified, &ctx)
+        .await
+        .unwrap();
+    assert!(token_claims(&unverified).get("company_id").is_none());
+
+    // Later tokens carry the same company; the company counts its members once.
+    let again = handle(
+        Trigger::PreTokenGeneration,
+        google("sub-i", "ida@initech.example"),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(token_claims(&again)["company_id"], json!(initech.id));
+    assert_eq!(
+        ctx.companies
+            .retrieve(&initech.id)
+            .await
+            .unwrap()
+            .member_count,
+        1
+    );
+}
+
 both_backends!(
+    pre_token_joins_customers_to_their_company,
     pre_sign_up_confirms_and_links_by_verified_email,
     post_confirmation_creates_the_customer_once_and_registration_claims_it,
     pre_token_creates_federated_customers_and_leaves_native_ones_unlinked,
