@@ -237,9 +237,7 @@ impl aws_sdk_dynamodb::config::Intercept for RequestCounter {
 
     fn read_before_attempt(
         &self,
-        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<
-            '_,
-        >,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
         _components: &aws_sdk_dynamodb::config::RuntimeComponents,
         _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
@@ -257,7 +255,10 @@ async fn dynamodb() {
         .interceptor(counter.clone())
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
-    let table = format!("permission-bench-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let table = format!(
+        "permission-bench-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
     let store = DynamoStore::new(client, table.clone());
     store.ensure_table().await.expect("create table");
     let f = fixture(Arc::new(store)).await;
@@ -290,6 +291,8 @@ async fn main() {
     {
         dynamodb().await;
     } else {
-        println!("dynamodb: skipped (set AWS_ENDPOINT_URL to a moto server, or BENCH_DYNAMO=1 for AWS)");
+        println!(
+            "dynamodb: skipped (set AWS_ENDPOINT_URL to a moto server, or BENCH_DYNAMO=1 for AWS)"
+        );
     }
 }

@@ -185,6 +185,41 @@ async fn every_route_lambda_serves_its_event(backend: Backend) {
 
 both_backends!(every_route_lambda_serves_its_event);
 
+/// Staff roles apply to the claims an authorizer verified: a viewer's create is a 403 that
+/// writes nothing, the same event from an admin creates.
+async fn staff_roles_apply_behind_the_authorizer(backend: Backend) {
+    let lambdas = Lambdas::new(backend).await;
+    let store = lambdas.state.customers.store();
+    integration_tests::seed_staff_user(&store, "user_viewer", &["viewer"]).await;
+    let as_viewer = fixture("create-customer.json", "")
+        .replace("user_01M8BG77ZYM8TPMS04Z034K497", "user_viewer");
+    let request = lambda_http::request::from_str(&as_viewer).expect("valid event");
+    let (parts, body) = request.into_parts();
+    let request = axum::http::Request::from_parts(parts, Body::from(body.to_vec()));
+    let response = router(lambdas.state.clone(), &[Route::CreateCustomer])
+        .oneshot(request)
+        .await
+        .expect("response");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["type"], json!("not_allowed"));
+    let (status, listed) = lambdas
+        .invoke(Route::ListCustomers, "list-customers.json", "")
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["count"], json!(0), "the denied create wrote nothing");
+    let (status, _) = lambdas
+        .invoke(Route::CreateCustomer, "create-customer.json", "")
+        .await;
+    assert_eq!(status, 200);
+}
+
+both_backends!(staff_roles_apply_behind_the_authorizer);
+
 /// A shopper's route behind the customer pool's JWT authorizer: Cognito's access-token claims
 /// (no Medusa claims when no trigger added them) reach the customer through the identity link.
 async fn store_lambda_maps_customer_pool_claims(backend: Backend) {
