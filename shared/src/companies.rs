@@ -24,7 +24,7 @@ use crate::customers::{check_metadata, merge_metadata, normalize_text, profile_k
 use crate::error::{DomainError, DomainResult};
 use crate::ports::{Clock, IdGenerator, iso};
 use crate::store::record::{from_item, text, to_item};
-use crate::store::{Condition, Index, Item, Key, KvStore, Query, StoreError, WriteOp};
+use crate::store::{Condition, Index, Item, Key, KvStore, Query, StoreError, WriteOp, query_all};
 
 pub const ID_PREFIX: &str = "comp";
 pub const ROLES: &[&str] = &["admin", "buyer", "viewer"];
@@ -291,20 +291,16 @@ pub async fn member_ids(
 ) -> DomainResult<std::collections::BTreeSet<String>> {
     let mut out = std::collections::BTreeSet::new();
     for id in company_ids {
-        let mut query = Query::new(Index::Gsi1, members_partition(id));
-        query.limit = 1000;
-        loop {
-            let page = store.query(&query).await?;
-            out.extend(
-                page.items
-                    .iter()
-                    .filter_map(|i| text(i, "customer_id").map(str::to_owned)),
-            );
-            match page.last_key {
-                Some(k) => query.start_after = Some(k),
-                None => break,
-            }
-        }
+        let items = query_all(
+            store.as_ref(),
+            Query::new(Index::Gsi1, members_partition(id)),
+        )
+        .await?;
+        out.extend(
+            items
+                .iter()
+                .filter_map(|i| text(i, "customer_id").map(str::to_owned)),
+        );
     }
     Ok(out)
 }
@@ -527,40 +523,32 @@ impl CompanyService {
     /// Live companies matching the filters, in creation order, and how many match.
     pub async fn list(&self, query: &CompanyQuery) -> DomainResult<(Vec<Company>, usize)> {
         let mut matching = Vec::new();
-        let mut index = Query::new(Index::Gsi1, "COMPLIST");
-        index.limit = 1000;
-        loop {
-            let page = self.store.query(&index).await?;
-            for item in page.items {
-                let company = from_item::<Company>(item)?.0;
-                let q_hit = query.q.as_deref().is_none_or(|q| {
-                    let q = normalize_text(q);
-                    normalize_text(&company.name).contains(&q)
-                        || company
-                            .external_id
-                            .as_deref()
-                            .is_some_and(|e| normalize_text(e).contains(&q))
-                        || company.email_domains.iter().any(|d| d.contains(&q))
-                });
-                let keep = !company.is_deleted()
-                    && q_hit
-                    && query
-                        .ids
+        let index = Query::new(Index::Gsi1, "COMPLIST");
+        for item in query_all(self.store.as_ref(), index).await? {
+            let company = from_item::<Company>(item)?.0;
+            let q_hit = query.q.as_deref().is_none_or(|q| {
+                let q = normalize_text(q);
+                normalize_text(&company.name).contains(&q)
+                    || company
+                        .external_id
+                        .as_deref()
+                        .is_some_and(|e| normalize_text(e).contains(&q))
+                    || company.email_domains.iter().any(|d| d.contains(&q))
+            });
+            let keep = !company.is_deleted()
+                && q_hit
+                && query
+                    .ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&company.id))
+                && query.external_ids.as_ref().is_none_or(|ids| {
+                    company
+                        .external_id
                         .as_ref()
-                        .is_none_or(|ids| ids.contains(&company.id))
-                    && query.external_ids.as_ref().is_none_or(|ids| {
-                        company
-                            .external_id
-                            .as_ref()
-                            .is_some_and(|e| ids.contains(e))
-                    });
-                if keep {
-                    matching.push(company);
-                }
-            }
-            match page.last_key {
-                Some(k) => index.start_after = Some(k),
-                None => break,
+                        .is_some_and(|e| ids.contains(e))
+                });
+            if keep {
+                matching.push(company);
             }
         }
         let count = matching.len();
@@ -603,17 +591,9 @@ impl CompanyService {
 
     /// Members of a company, in customer-creation order.
     pub async fn members(&self, company_id: &str) -> DomainResult<Vec<Membership>> {
-        let mut query = Query::new(Index::Gsi1, members_partition(company_id));
-        query.limit = 1000;
-        let mut out = Vec::new();
-        loop {
-            let page = self.store.query(&query).await?;
-            out.extend(page.items.iter().filter_map(membership_from));
-            match page.last_key {
-                Some(k) => query.start_after = Some(k),
-                None => return Ok(out),
-            }
-        }
+        let query = Query::new(Index::Gsi1, members_partition(company_id));
+        let items = query_all(self.store.as_ref(), query).await?;
+        Ok(items.iter().filter_map(membership_from).collect())
     }
 
     /// Adds customers (or changes their role) and removes others. Everything is checked

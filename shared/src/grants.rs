@@ -25,7 +25,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ports::{Clock, IdGenerator, iso, parse_instant};
 use crate::store::record::{from_item, text, to_item};
 use crate::store::{
-    Condition, Index, Item, Key, KvStore, Query, SortCondition, StoreError, WriteOp,
+    Condition, Index, Item, Key, KvStore, Query, SortCondition, StoreError, WriteOp, query_all,
 };
 
 pub const ID_PREFIX: &str = "pgr";
@@ -456,19 +456,11 @@ impl GrantService {
     }
 
     async fn read_index(&self, index: Index, partition: String) -> DomainResult<Vec<Grant>> {
-        let mut query = Query::new(index, partition);
-        query.limit = 1000;
-        let mut out = Vec::new();
-        loop {
-            let page = self.store.query(&query).await?;
-            for item in page.items {
-                out.push(from_item::<Grant>(item)?.0);
-            }
-            match page.last_key {
-                Some(k) => query.start_after = Some(k),
-                None => return Ok(out),
-            }
-        }
+        query_all(self.store.as_ref(), Query::new(index, partition))
+            .await?
+            .into_iter()
+            .map(|item| Ok(from_item::<Grant>(item)?.0))
+            .collect()
     }
 
     /// Revokes everything granted to a principal (when it is deleted).
@@ -559,34 +551,26 @@ impl GrantService {
         }];
         let mut query = Query::new(Index::Main, profile_key(customer_id).pk);
         query.sort = SortCondition::Between(MEMBERSHIP_SK.into(), "GRP#\u{10FFFF}".into());
-        query.limit = 1000;
-        loop {
-            let page = self.store.query(&query).await?;
-            for item in &page.items {
-                let sk = text(item, "sk").unwrap_or_default();
-                if sk == MEMBERSHIP_SK {
-                    if let (Some(company), Some(role)) =
-                        (text(item, "company_id"), text(item, "role"))
-                    {
-                        principals.push(Principal::Company {
-                            id: company.to_owned(),
-                        });
-                        principals.push(Principal::CompanyRole {
-                            id: company.to_owned(),
-                            role: role.to_owned(),
-                        });
-                    }
-                } else if let Some(group) = sk.strip_prefix("GRP#") {
-                    principals.push(Principal::CustomerGroup {
-                        id: group.to_owned(),
+        for item in &query_all(self.store.as_ref(), query).await? {
+            let sk = text(item, "sk").unwrap_or_default();
+            if sk == MEMBERSHIP_SK {
+                if let (Some(company), Some(role)) = (text(item, "company_id"), text(item, "role"))
+                {
+                    principals.push(Principal::Company {
+                        id: company.to_owned(),
+                    });
+                    principals.push(Principal::CompanyRole {
+                        id: company.to_owned(),
+                        role: role.to_owned(),
                     });
                 }
-            }
-            match page.last_key {
-                Some(k) => query.start_after = Some(k),
-                None => return Ok(principals),
+            } else if let Some(group) = sk.strip_prefix("GRP#") {
+                principals.push(Principal::CustomerGroup {
+                    id: group.to_owned(),
+                });
             }
         }
+        Ok(principals)
     }
 
     /// Answers each check for the customer, in the order asked.

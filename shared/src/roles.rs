@@ -19,7 +19,7 @@ use crate::customers::normalize_text;
 use crate::error::{DomainError, DomainResult};
 use crate::ports::{Clock, IdGenerator, iso};
 use crate::store::record::{from_item, to_item};
-use crate::store::{Condition, Index, Key, KvStore, Query, StoreError, WriteOp};
+use crate::store::{Condition, Index, Key, KvStore, Query, StoreError, WriteOp, query_all};
 
 /// What policies name: Medusa's customer resources and this module's own.
 pub const RESOURCES: &[&str] = &[
@@ -206,17 +206,8 @@ impl RoleService {
     /// Built-in roles first, then custom ones in creation order.
     pub async fn list(&self) -> DomainResult<Vec<Role>> {
         let mut roles = built_in_roles();
-        let mut query = Query::new(Index::Gsi1, "ROLES");
-        query.limit = 1000;
-        loop {
-            let page = self.store.query(&query).await?;
-            for item in page.items {
-                roles.push(from_item::<Role>(item)?.0);
-            }
-            match page.last_key {
-                Some(k) => query.start_after = Some(k),
-                None => break,
-            }
+        for item in query_all(self.store.as_ref(), Query::new(Index::Gsi1, "ROLES")).await? {
+            roles.push(from_item::<Role>(item)?.0);
         }
         Ok(roles)
     }

@@ -17,7 +17,7 @@ use crate::error::{DomainError, DomainResult};
 use crate::ports::{Clock, iso};
 use crate::roles::ADMIN;
 use crate::store::record::{from_item, to_item};
-use crate::store::{Condition, Index, Key, KvStore, Query, WriteOp};
+use crate::store::{Condition, Index, Key, KvStore, Query, WriteOp, query_all};
 
 const MAX_NAME: usize = 255;
 
@@ -123,20 +123,11 @@ impl StaffUsers {
 
     /// Every staff user, in creation order.
     pub async fn all(&self) -> DomainResult<Vec<StaffUser>> {
-        let mut users = Vec::new();
-        let mut query = Query::new(Index::Gsi1, "USERS");
-        query.limit = 1000;
-        loop {
-            let page = self.store.query(&query).await?;
-            for item in page.items {
-                users.push(from_item::<StaffUser>(item)?.0);
-            }
-            match page.last_key {
-                Some(k) => query.start_after = Some(k),
-                None => break,
-            }
-        }
-        Ok(users)
+        query_all(self.store.as_ref(), Query::new(Index::Gsi1, "USERS"))
+            .await?
+            .into_iter()
+            .map(|item| Ok(from_item::<StaffUser>(item)?.0))
+            .collect()
     }
 
     /// Ids of the users holding `role`.

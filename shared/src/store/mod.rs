@@ -266,6 +266,21 @@ pub trait KvStore: Send + Sync {
     }
 }
 
+/// Every item `query` selects, page after page: for partitions that stay modest (a company's
+/// members, the roles, one principal's grants).
+pub async fn query_all(store: &dyn KvStore, mut query: Query) -> Result<Vec<Item>, StoreError> {
+    query.limit = query.limit.max(1000);
+    let mut items = Vec::new();
+    loop {
+        let page = store.query(&query).await?;
+        items.extend(page.items);
+        match page.last_key {
+            Some(k) => query.start_after = Some(k),
+            None => return Ok(items),
+        }
+    }
+}
+
 /// Rejects transactions DynamoDB would reject, so both backends agree.
 pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
     if ops.is_empty() {

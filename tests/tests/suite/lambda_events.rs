@@ -36,8 +36,12 @@ impl Lambdas {
 
     /// Invokes the Lambda for `route` with the event in fixture `name`.
     async fn invoke(&self, route: Route, name: &str, customer_id: &str) -> (u16, Value) {
-        let request = lambda_http::request::from_str(&fixture(name, customer_id))
-            .expect("valid API Gateway v2 event");
+        self.invoke_event(route, &fixture(name, customer_id)).await
+    }
+
+    /// Invokes the Lambda for `route` with this event JSON.
+    async fn invoke_event(&self, route: Route, event: &str) -> (u16, Value) {
+        let request = lambda_http::request::from_str(event).expect("valid API Gateway v2 event");
         let (parts, body) = request.into_parts();
         let request = axum::http::Request::from_parts(parts, Body::from(body.to_vec()));
         let response = router(self.state.clone(), &[route])
@@ -193,18 +197,9 @@ async fn staff_roles_apply_behind_the_authorizer(backend: Backend) {
     integration_tests::seed_staff_user(&store, "user_viewer", &["viewer"]).await;
     let as_viewer = fixture("create-customer.json", "")
         .replace("user_01M8BG77ZYM8TPMS04Z034K497", "user_viewer");
-    let request = lambda_http::request::from_str(&as_viewer).expect("valid event");
-    let (parts, body) = request.into_parts();
-    let request = axum::http::Request::from_parts(parts, Body::from(body.to_vec()));
-    let response = router(lambdas.state.clone(), &[Route::CreateCustomer])
-        .oneshot(request)
-        .await
-        .expect("response");
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let (status, body) = lambdas
+        .invoke_event(Route::CreateCustomer, &as_viewer)
+        .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["type"], json!("not_allowed"));
     let (status, listed) = lambdas
