@@ -12,9 +12,20 @@ use shared::transfer::JobKind;
 use shared::transfer::export::Exporter;
 use shared::transfer::import::{Importer, RunLimits};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
+fn main() -> std::process::ExitCode {
+    // Before the runtime starts its threads: the limit applies to arenas made from now on.
+    limit_malloc_arenas();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -23,8 +34,34 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// glibc gives threads that allocate at the same time arenas of their own (up to eight per
+/// core), and memory freed in one stays there: a streaming import or export ended up holding
+/// twice what it used (export of 100,000 customers: peak RSS 178 MB, 88 MB with two arenas).
+/// Two arenas suit the two-core machines this runs on.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    // SAFETY: `mallopt` only sets an allocator parameter; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
+/// Streaming commands read each item about once: a small page cache serves them as well as a
+/// large one, and keeps their memory flat. `STORE_CACHE_MB` still wins when set.
+const BULK_CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 async fn run() -> Result<(), String> {
-    let config = Config::from_env(Mode::LocalServer).map_err(|e| e.to_string())?;
+    let mut config = Config::from_env(Mode::LocalServer).map_err(|e| e.to_string())?;
+    let bulk = matches!(
+        std::env::args().nth(1).as_deref(),
+        Some("import" | "export")
+    );
+    if bulk && std::env::var_os("STORE_CACHE_MB").is_none() {
+        config.store_cache_bytes = BULK_CACHE_BYTES;
+    }
     init_tracing(config.json_logs);
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args

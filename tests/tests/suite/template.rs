@@ -64,3 +64,30 @@ fn every_function_binary_exists() {
         );
     }
 }
+
+/// Every binary is declared with `test = false`: otherwise `cargo test` builds and links each
+/// Lambda once more as a test target, which doubles the test build.
+#[test]
+fn every_binary_is_declared_without_a_test_target() {
+    let manifest = std::fs::read_to_string(format!(
+        "{}/../functions/Cargo.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("functions/Cargo.toml");
+    let dir = format!("{}/../functions/src/bin", env!("CARGO_MANIFEST_DIR"));
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("bin folder") {
+        let name = entry.expect("entry").file_name();
+        let name = name.to_string_lossy();
+        let Some(binary) = name.strip_suffix(".rs") else {
+            continue;
+        };
+        let declared = format!("[[bin]]\nname = \"{binary}\"\ntest = false\n");
+        assert!(
+            manifest.contains(&declared),
+            "{binary}: add `{declared}` to functions/Cargo.toml"
+        );
+        count += 1;
+    }
+    assert!(count > 70, "{count}");
+}
