@@ -14,12 +14,14 @@ DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-16}
 PORT=${BENCH_PORT:-9300}
 WORK=$(mktemp -d)
-BIN=$ROOT/target/release
+BIN=$ROOT/target/server
+LAMBDA_BIN=$ROOT/target/release
 trap 'kill ${SERVER_PID:-0} ${MOTO_PID:-0} 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk"; exit 1; }
-echo "==> release build"
-cargo build --release -p functions --bin local-server --bin get-customer 2>&1 | tail -1
+echo "==> release builds: the local server (profile server, for speed), get-customer (release, as Lambda ships it)"
+cargo build --profile server -p functions --bin local-server 2>&1 | tail -1
+cargo build --release -p functions --bin get-customer 2>&1 | tail -1
 
 export DATA_DIR=$WORK/data ADMIN_EMAIL=bench@example.com ADMIN_PASSWORD=bench-password RUST_LOG=warn
 echo "==> seeding $COUNT customers into $DATA_DIR"
@@ -67,7 +69,7 @@ if command -v cargo-lambda >/dev/null && rustup target list --installed | grep -
 else
   echo "(cargo-lambda or the aarch64 target missing: native release binaries, stripped)"
   for b in get-customer; do
-    printf '%-24s %s bytes\n' "$b" "$(stat -c %s "$BIN/$b")"
+    printf '%-24s %s bytes\n' "$b" "$(stat -c %s "$LAMBDA_BIN/$b")"
   done
 fi
 
@@ -80,7 +82,16 @@ if [ -x "$TOOLS/bin/python" ]; then
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$MOTO_PORT/moto-api/" && break; sleep 0.1; done
   export AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
   export TABLE_NAME=bench STORE=dynamodb CREATE_TABLE=true
-  python3 infra/bench/cold_start.py "$BIN/get-customer" infra/events/get-customer.json 1 >/dev/null  # creates the table
+  python3 infra/bench/cold_start.py "$LAMBDA_BIN/get-customer" infra/events/get-customer.json 1 >/dev/null  # creates the table
+  # The staff user the event's claims name, as an admin (roles are checked on every admin route).
+  "$TOOLS/bin/python" - <<'PY'
+import boto3
+boto3.client("dynamodb", region_name="us-east-1").put_item(TableName="bench", Item={
+    "pk": {"S": "USER#user_01M8BG77ZYM8TPMS04Z034K497"}, "sk": {"S": "#PROFILE"},
+    "id": {"S": "user_01M8BG77ZYM8TPMS04Z034K497"}, "email": {"S": "bench@example.com"},
+    "roles": {"L": [{"S": "admin"}]}, "created_at": {"S": "2026-01-01T00:00:00.000Z"},
+    "updated_at": {"S": "2026-01-01T00:00:00.000Z"}, "entity_type": {"S": "user"}, "version": {"N": "0"}})
+PY
   export CREATE_TABLE=false
-  python3 infra/bench/cold_start.py "$BIN/get-customer" infra/events/get-customer.json 20
+  python3 infra/bench/cold_start.py "$LAMBDA_BIN/get-customer" infra/events/get-customer.json 20
 fi

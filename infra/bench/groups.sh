@@ -9,9 +9,9 @@ ROOT=$PWD
 COUNT=${COUNT:-100000}
 PORT=${BENCH_PORT:-9301}
 WORK=$(mktemp -d)
-BIN=$ROOT/target/release
+BIN=$ROOT/target/server
 trap 'kill ${SERVER_PID:-0} 2>/dev/null || true; rm -rf "$WORK"' EXIT
-[ -x "$BIN/local-server" ] || cargo build --release -p functions --bin local-server
+[ -x "$BIN/local-server" ] || cargo build --profile server -p functions --bin local-server
 export DATA_DIR=$WORK/data ADMIN_EMAIL=bench@example.com ADMIN_PASSWORD=bench-password RUST_LOG=warn
 "$BIN/local-server" seed-customers "$COUNT" >/dev/null
 PORT=$PORT "$BIN/local-server" >"$WORK/server.log" 2>&1 &

@@ -11,12 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 WORK=$(mktemp -d)
-BIN=$ROOT/target/release/local-server
+BIN=$ROOT/target/server/local-server
 SIZES=${SIZES:-"100000 1000000"}
 trap 'kill ${MOTO_PID:-0} 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 echo "==> release build"
-cargo build --release -p functions --bin local-server --bin get-customer 2>&1 | tail -1
+cargo build --profile server -p functions --bin local-server 2>&1 | tail -1
 
 generate() {
   python3 - "$1" "$2" <<'PY'
