@@ -256,7 +256,8 @@ fn apply(current: &Company, patch: &CompanyPatch) -> DomainResult<Company> {
     Ok(next)
 }
 
-fn membership_from(item: &Item) -> Option<Membership> {
+/// The membership a `COMPANY` item holds.
+pub(crate) fn membership_from(item: &Item) -> Option<Membership> {
     Some(Membership {
         customer_id: text(item, "customer_id")?.to_owned(),
         company_id: text(item, "company_id")?.to_owned(),
@@ -303,6 +304,26 @@ pub async fn member_ids(
         );
     }
     Ok(out)
+}
+
+/// The company a customer belongs to, if any (one read).
+pub async fn membership_of(
+    store: &Arc<dyn KvStore>,
+    customer_id: &str,
+) -> DomainResult<Option<Membership>> {
+    Ok(store
+        .get(&membership_key(customer_id))
+        .await?
+        .as_ref()
+        .and_then(membership_from))
+}
+
+/// A customer as a company admin names it from the storefront.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberRef {
+    Id(String),
+    /// The email of a customer with an account.
+    Email(String),
 }
 
 /// One customer to add, as `POST /admin/companies/:id/customers` takes it.
@@ -581,12 +602,7 @@ impl CompanyService {
 
     /// The company a customer belongs to, if any.
     pub async fn membership_of(&self, customer_id: &str) -> DomainResult<Option<Membership>> {
-        Ok(self
-            .store
-            .get(&membership_key(customer_id))
-            .await?
-            .as_ref()
-            .and_then(membership_from))
+        membership_of(&self.store, customer_id).await
     }
 
     /// Members of a company, in customer-creation order.
@@ -753,26 +769,50 @@ impl CompanyService {
         }
     }
 
+    /// The company `customer_id` is an admin of; a 403 for anyone else, a customer outside any
+    /// company included.
+    pub async fn administered_by(&self, customer_id: &str) -> DomainResult<Company> {
+        match self.company_of(customer_id).await {
+            Ok((company, me)) if me.role == ADMIN_ROLE => Ok(company),
+            Ok(_) | Err(DomainError::NotFound(_)) => Err(DomainError::Forbidden(
+                "Only a company admin can see and manage the company's members".into(),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A company admin managing its company from the storefront: it may add customers as
     /// buyers or viewers and remove buyers and viewers; making admins and removing them is
     /// for staff. Anyone else gets a 403.
     pub async fn update_members_as(
         &self,
         caller_id: &str,
-        add: &[NewMember],
+        add: &[(MemberRef, String)],
         remove: &[String],
     ) -> DomainResult<Company> {
-        let (company, me) = self.company_of(caller_id).await?;
-        if me.role != ADMIN_ROLE {
-            return Err(DomainError::Forbidden(
-                "Only a company admin can manage the company's members".into(),
-            ));
-        }
-        if let Some(a) = add.iter().find(|a| a.role == ADMIN_ROLE) {
-            return Err(DomainError::Forbidden(format!(
-                "Customer {} cannot be made a company admin from the storefront; ask the store",
-                a.customer_id
-            )));
+        let company = self.administered_by(caller_id).await?;
+        let customers = crate::customers::CustomerRepository::new(self.store.clone());
+        let mut members = Vec::with_capacity(add.len());
+        for (who, role) in add {
+            let customer_id = match who {
+                MemberRef::Id(id) => id.clone(),
+                MemberRef::Email(email) => {
+                    customers.account_by_email(email).await?.ok_or_else(|| {
+                        DomainError::NotFound(format!(
+                            "No registered customer has the email {email}"
+                        ))
+                    })?
+                }
+            };
+            if role == ADMIN_ROLE {
+                return Err(DomainError::Forbidden(format!(
+                    "Customer {customer_id} cannot be made a company admin from the storefront; ask the store"
+                )));
+            }
+            members.push(NewMember {
+                customer_id,
+                role: role.clone(),
+            });
         }
         let current = self.memberships(remove).await?;
         for id in remove {
@@ -791,7 +831,7 @@ impl CompanyService {
                 }
             }
         }
-        self.update_members(&company.id, add, remove).await
+        self.update_members(&company.id, &members, remove).await
     }
 
     /// Removes a customer from its company (when the customer is deleted).

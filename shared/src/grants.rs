@@ -19,7 +19,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::companies::{MEMBERSHIP_SK, ROLES as COMPANY_ROLES};
+use crate::companies::{MEMBERSHIP_SK, ROLES as COMPANY_ROLES, membership_from};
 use crate::customers::profile_key;
 use crate::error::{DomainError, DomainResult};
 use crate::ports::{Clock, IdGenerator, iso, parse_instant};
@@ -417,14 +417,10 @@ impl GrantService {
         ))
     }
 
-    /// Revokes a grant; revoking one that is gone succeeds.
+    /// Revokes a grant; 404 when there is no such grant (any more).
     pub async fn revoke(&self, id: &str) -> DomainResult<()> {
         for _ in 0..ATTEMPTS {
-            let grant = match self.retrieve(id).await {
-                Ok(g) => g,
-                Err(DomainError::NotFound(_)) => return Ok(()),
-                Err(e) => return Err(e),
-            };
+            let grant = self.retrieve(id).await?;
             let mut list = self.access_list(&grant.resource).await?;
             let mut ops = vec![WriteOp::Delete {
                 key: grant_key(id),
@@ -466,7 +462,11 @@ impl GrantService {
     /// Revokes everything granted to a principal (when it is deleted).
     pub async fn revoke_principal(&self, principal: &Principal) -> DomainResult<()> {
         for grant in self.of_principal(principal).await? {
-            self.revoke(&grant.id).await?;
+            match self.revoke(&grant.id).await {
+                // Revoked by someone else meanwhile: just as good.
+                Ok(()) | Err(DomainError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -554,14 +554,13 @@ impl GrantService {
         for item in &query_all(self.store.as_ref(), query).await? {
             let sk = text(item, "sk").unwrap_or_default();
             if sk == MEMBERSHIP_SK {
-                if let (Some(company), Some(role)) = (text(item, "company_id"), text(item, "role"))
-                {
+                if let Some(m) = membership_from(item) {
                     principals.push(Principal::Company {
-                        id: company.to_owned(),
+                        id: m.company_id.clone(),
                     });
                     principals.push(Principal::CompanyRole {
-                        id: company.to_owned(),
-                        role: role.to_owned(),
+                        id: m.company_id,
+                        role: m.role,
                     });
                 }
             } else if let Some(group) = sk.strip_prefix("GRP#") {

@@ -167,6 +167,16 @@ pub fn text_change(map: &Map<String, Value>, name: &str) -> Option<Option<String
     map.get(name).map(|v| v.as_str().map(str::to_owned))
 }
 
+/// A validated `StringList` field, trimmed; `None` when absent.
+pub fn string_list(map: &Map<String, Value>, name: &str) -> Option<Vec<String>> {
+    map.get(name).and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(|s| s.trim().to_owned())
+            .collect()
+    })
+}
+
 pub fn record_change(map: &Map<String, Value>, name: &str) -> Option<Option<Map<String, Value>>> {
     map.get(name).map(|v| v.as_object().cloned())
 }

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Map, Value, json};
-use shared::DomainError;
-use shared::companies::{Company, CompanyPatch, CompanyQuery, Membership, NewMember};
+use shared::companies::{Company, CompanyPatch, CompanyQuery, MemberRef, Membership, NewMember};
 use shared::customers::CustomerQuery;
 
 use super::AppState;
 use super::auth::{Shopper, Staff, Storefront};
 use super::body::{
-    Field, JsonBody, Kind, nullish, optional, record_change, required, text_change, validate,
+    Field, JsonBody, Kind, nullish, optional, record_change, required, string_list, text_change,
+    validate,
 };
 use super::error::{ApiResult, invalid};
 use super::query;
@@ -48,42 +48,23 @@ fn patch_from(body: &Map<String, Value>) -> CompanyPatch {
         name: body.get("name").and_then(Value::as_str).map(str::to_owned),
         external_id: text_change(body, "external_id"),
         tax_id: text_change(body, "tax_id"),
-        email_domains: body
-            .get("email_domains")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            }),
+        email_domains: string_list(body, "email_domains"),
         auto_join_by_domain: body.get("auto_join_by_domain").and_then(Value::as_bool),
         saml_provider: text_change(body, "saml_provider"),
         metadata: record_change(body, "metadata"),
     }
 }
 
-fn strings(body: &Map<String, Value>, name: &str) -> Vec<String> {
-    body.get(name)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Reads `add: [{customer_id | email, role}]`; `role` defaults to `buyer`.
-fn additions(body: &Map<String, Value>, by_email: bool) -> ApiResult<Vec<(String, String)>> {
+/// Reads `add: [{customer_id | email, role}]` (`email` only where `by_email`); `role`
+/// defaults to `buyer`.
+fn additions(body: &Map<String, Value>, by_email: bool) -> ApiResult<Vec<(MemberRef, String)>> {
     let Some(list) = body.get("add").and_then(Value::as_array) else {
         return Ok(Vec::new());
     };
-    let who = if by_email {
-        "email or customer_id"
+    let (allowed, who): (&[&str], &str) = if by_email {
+        (&["customer_id", "email", "role"], "email or customer_id")
     } else {
-        "customer_id"
+        (&["customer_id", "role"], "customer_id")
     };
     list.iter()
         .enumerate()
@@ -93,25 +74,21 @@ fn additions(body: &Map<String, Value>, by_email: bool) -> ApiResult<Vec<(String
                     "Invalid request: Expected type: 'object' for field 'add, {i}'"
                 )));
             };
-            let allowed: &[&str] = if by_email {
-                &["customer_id", "email", "role"]
-            } else {
-                &["customer_id", "role"]
-            };
             if let Some(k) = entry.keys().find(|k| !allowed.contains(&k.as_str())) {
                 return Err(invalid(format!(
                     "Invalid request: Unrecognized fields: 'add, {i}, {k}'"
                 )));
             }
             let text = |name: &str| entry.get(name).and_then(Value::as_str).map(str::to_owned);
-            let target = text("customer_id")
-                .map(|id| format!("id:{id}"))
-                .or_else(|| {
-                    by_email
-                        .then(|| text("email").map(|e| format!("email:{e}")))
-                        .flatten()
-                })
-                .ok_or_else(|| invalid(format!("Invalid request: Field 'add, {i}' needs {who}")))?;
+            let target = match (text("customer_id"), text("email")) {
+                (Some(id), _) => MemberRef::Id(id),
+                (None, Some(email)) => MemberRef::Email(email),
+                (None, None) => {
+                    return Err(invalid(format!(
+                        "Invalid request: Field 'add, {i}' needs {who}"
+                    )));
+                }
+            };
             Ok((target, text("role").unwrap_or_else(|| "buyer".into())))
         })
         .collect()
@@ -194,14 +171,14 @@ pub async fn batch_customers(
     let body = validate(body, MEMBERS_BODY)?;
     let add: Vec<NewMember> = additions(&body, false)?
         .into_iter()
-        .map(|(target, role)| NewMember {
-            customer_id: target.trim_start_matches("id:").to_owned(),
-            role,
+        .filter_map(|(target, role)| match target {
+            MemberRef::Id(customer_id) => Some(NewMember { customer_id, role }),
+            MemberRef::Email(_) => None,
         })
         .collect();
     let company = state
         .companies
-        .update_members(&id, &add, &strings(&body, "remove"))
+        .update_members(&id, &add, &string_list(&body, "remove").unwrap_or_default())
         .await?;
     Ok(Json(json!({ "company": render(&company) })))
 }
@@ -274,21 +251,6 @@ async fn members_page(
     Ok(json!({ "members": rendered, "count": count, "offset": offset, "limit": limit }))
 }
 
-/// Only a company admin sees and manages the member list; a customer outside any company is
-/// refused the same way.
-async fn admin_company(state: &AppState, customer_id: &str) -> ApiResult<Company> {
-    let denied = || {
-        DomainError::Forbidden(
-            "Only a company admin can see and manage the company's members".into(),
-        )
-    };
-    match state.companies.company_of(customer_id).await {
-        Ok((company, me)) if me.role == shared::companies::ADMIN_ROLE => Ok(company),
-        Ok(_) | Err(DomainError::NotFound(_)) => Err(denied().into()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 pub async fn store_members(
     State(state): State<AppState>,
     _storefront: Storefront,
@@ -301,7 +263,7 @@ pub async fn store_members(
     let limit = query::number(&params, "limit")?
         .unwrap_or(50)
         .min(super::customers::MAX_LIMIT);
-    let company = admin_company(&state, &actor.actor_id).await?;
+    let company = state.companies.administered_by(&actor.actor_id).await?;
     Ok(Json(
         members_page(&state, &company.id, offset, limit).await?,
     ))
@@ -314,25 +276,13 @@ pub async fn store_update_members(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let body = validate(body, STORE_MEMBERS_BODY)?;
-    let company = admin_company(&state, &actor.actor_id).await?;
-    let mut add = Vec::new();
-    for (target, role) in additions(&body, true)? {
-        let customer_id = match target.split_once(':') {
-            Some(("email", email)) => state
-                .customers
-                .find_by_email(email, true)
-                .await?
-                .map(|c| c.id)
-                .ok_or_else(|| {
-                    DomainError::NotFound(format!("No registered customer has the email {email}"))
-                })?,
-            _ => target.trim_start_matches("id:").to_owned(),
-        };
-        add.push(NewMember { customer_id, role });
-    }
-    state
+    let company = state
         .companies
-        .update_members_as(&actor.actor_id, &add, &strings(&body, "remove"))
+        .update_members_as(
+            &actor.actor_id,
+            &additions(&body, true)?,
+            &string_list(&body, "remove").unwrap_or_default(),
+        )
         .await?;
     Ok(Json(members_page(&state, &company.id, 0, 50).await?))
 }

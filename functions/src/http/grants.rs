@@ -154,7 +154,6 @@ pub async fn delete(
     _staff: Staff,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    state.grants.retrieve(&id).await?;
     state.grants.revoke(&id).await?;
     Ok(Json(
         json!({ "id": id, "object": "permission_grant", "deleted": true }),

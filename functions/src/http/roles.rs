@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use shared::DomainError;
 use shared::auth::staff::StaffPatch;
 use shared::roles::RolePatch;
@@ -10,7 +10,8 @@ use shared::roles::RolePatch;
 use super::AppState;
 use super::auth::Staff;
 use super::body::{
-    Field, JsonBody, Kind, nullish, optional, record_change, required, text_change, validate,
+    Field, JsonBody, Kind, nullish, optional, record_change, required, string_list, text_change,
+    validate,
 };
 use super::error::{ApiResult, invalid};
 use super::query;
@@ -40,15 +41,6 @@ pub const UPDATE_USER_BODY: &[Field] = &[
     nullish("metadata", Kind::Record),
 ];
 pub const LIST_PARAMS: &[&str] = &["offset", "limit"];
-
-fn strings(body: &Map<String, Value>, name: &str) -> Option<Vec<String>> {
-    body.get(name).and_then(Value::as_array).map(|a| {
-        a.iter()
-            .filter_map(Value::as_str)
-            .map(|s| s.trim().to_owned())
-            .collect()
-    })
-}
 
 fn paging(raw: Option<String>) -> ApiResult<(usize, usize)> {
     let params = query::parse(raw.as_deref())?;
@@ -86,7 +78,7 @@ pub async fn create(
         .create(
             body.get("name").and_then(Value::as_str).unwrap_or_default(),
             text_change(&body, "description").flatten(),
-            strings(&body, "policies").unwrap_or_default(),
+            string_list(&body, "policies").unwrap_or_default(),
         )
         .await?;
     Ok(Json(json!({ "role": role })))
@@ -110,7 +102,7 @@ pub async fn update(
     let patch = RolePatch {
         name: body.get("name").and_then(Value::as_str).map(str::to_owned),
         description: text_change(&body, "description"),
-        policies: strings(&body, "policies"),
+        policies: string_list(&body, "policies"),
     };
     Ok(Json(
         json!({ "role": state.roles.update(&id, &patch).await? }),
@@ -154,7 +146,8 @@ pub async fn create_user(
         .get("email")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let roles = strings(&body, "roles").unwrap_or_else(|| vec![shared::roles::VIEWER.to_owned()]);
+    let roles =
+        string_list(&body, "roles").unwrap_or_else(|| vec![shared::roles::VIEWER.to_owned()]);
     if roles.is_empty() {
         return Err(invalid("Field 'roles' must name at least one role"));
     }
@@ -201,7 +194,7 @@ pub async fn update_user(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let body = validate(body, UPDATE_USER_BODY)?;
-    let roles = strings(&body, "roles");
+    let roles = string_list(&body, "roles");
     if let Some(roles) = &roles {
         if roles.is_empty() {
             return Err(invalid("Field 'roles' must name at least one role"));

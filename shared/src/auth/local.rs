@@ -210,17 +210,10 @@ impl LocalIdentityProvider {
             .to_owned();
         if actor_type == "customer"
             && !actor_id.is_empty()
-            && let Some(item) = self
-                .store
-                .get(&crate::companies::membership_key(&actor_id))
-                .await?
+            && let Some(m) = crate::companies::membership_of(&self.store, &actor_id).await?
         {
-            for name in ["company_id", "role"] {
-                if let Some(v) = item.get(name) {
-                    let claim = if name == "role" { "company_role" } else { name };
-                    app_metadata.insert(claim.into(), v.clone());
-                }
-            }
+            app_metadata.insert("company_id".into(), m.company_id.into());
+            app_metadata.insert("company_role".into(), m.role.into());
         }
         let context = AuthContext {
             actor_id,

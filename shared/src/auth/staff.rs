@@ -169,9 +169,14 @@ impl StaffUsers {
                 next.metadata = v.clone();
             }
             if let Some(roles) = &patch.roles {
-                let mut roles = roles.clone();
-                roles.dedup();
-                next.roles = roles;
+                // Each role once, in the order given.
+                let mut unique: Vec<String> = Vec::with_capacity(roles.len());
+                for role in roles {
+                    if !unique.contains(role) {
+                        unique.push(role.clone());
+                    }
+                }
+                next.roles = unique;
             }
             let loses_admin =
                 current.roles.iter().any(|r| r == ADMIN) && !next.roles.iter().any(|r| r == ADMIN);

@@ -87,6 +87,21 @@ async fn companies_and_their_buyers(backend: Backend) {
         )
         .await;
     assert_eq!(status, 200);
+    // An update that takes another company's domain is refused and changes nothing.
+    let (status, clash) = s
+        .post(
+            &format!("/admin/companies/{globex_id}"),
+            json!({"name": "Globex 2", "email_domains": ["acme.co.uk"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{clash}");
+    assert!(
+        clash["message"].as_str().unwrap().contains("acme.co.uk"),
+        "{clash}"
+    );
+    let (_, unchanged) = s.get(&format!("/admin/companies/{globex_id}")).await;
+    assert_eq!(unchanged["company"]["name"], json!("Globex"));
+    assert_eq!(unchanged["company"]["email_domains"], json!([]));
 
     // Members.
     let ann = id(&s
@@ -335,6 +350,15 @@ async fn company_admins_manage_buyers_from_the_storefront(backend: Backend) {
         )
         .await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
+    let nobody = shop
+        .call(
+            "POST",
+            "/store/customers/me/company/members",
+            Some(json!({"add": [{"role": "buyer"}]})),
+            &admin_token,
+        )
+        .await;
+    assert_eq!(nobody.status, 400, "{}", nobody.body);
 
     let removed = shop
         .call(

@@ -230,6 +230,22 @@ async fn custom_roles_and_staff_users(backend: Backend) {
     assert_eq!(status, 200, "{role}");
     let role_id = role["role"]["id"].as_str().unwrap().to_owned();
     assert!(role_id.starts_with("role_"));
+    // Renaming onto another role's name (or a built-in one) is refused.
+    let (status, _) = s
+        .post(
+            "/admin/roles",
+            json!({"name": "Auditor", "policies": ["*:read"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for name in ["auditor", "Viewer"] {
+        let (status, clash) = s
+            .post(&format!("/admin/roles/{role_id}"), json!({"name": name}))
+            .await;
+        assert_eq!(status, 400, "{name}: {clash}");
+    }
+    let (_, kept) = s.get(&format!("/admin/roles/{role_id}")).await;
+    assert_eq!(kept["role"]["name"], json!("Group editor"));
 
     // A user with the custom role: groups yes, customers read-only, nothing else.
     let token = s.staff_token("groups@staff.test", &[&role_id]).await;
@@ -315,11 +331,11 @@ async fn custom_roles_and_staff_users(backend: Backend) {
     let (status, changed) = s
         .post(
             &format!("/admin/users/{user_id}"),
-            json!({"roles": ["viewer"], "first_name": "Gro"}),
+            json!({"roles": ["viewer", "importer", "viewer"], "first_name": "Gro"}),
         )
         .await;
     assert_eq!(status, 200, "{changed}");
-    assert_eq!(changed["user"]["roles"], json!(["viewer"]));
+    assert_eq!(changed["user"]["roles"], json!(["viewer", "importer"]));
     let (status, _) = s.delete(&format!("/admin/roles/{role_id}")).await;
     assert_eq!(status, 200);
     let (status, _) = s.get(&format!("/admin/roles/{role_id}")).await;
