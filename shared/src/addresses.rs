@@ -361,8 +361,14 @@ impl AddressService {
 
     pub async fn create(&self, customer_id: &str, patch: &AddressPatch) -> DomainResult<Address> {
         self.live_customer(customer_id).await?;
+        let address = patch.apply(&self.blank(customer_id))?;
+        self.write(None, address).await
+    }
+
+    /// A new, empty address of a customer, for a patch to fill.
+    fn blank(&self, customer_id: &str) -> Address {
         let now = iso(self.clock.now());
-        let blank = Address {
+        Address {
             id: self.ids.new_id(ID_PREFIX),
             address_name: None,
             is_default_shipping: false,
@@ -383,9 +389,46 @@ impl AddressService {
             updated_at: now,
             deleted_at: None,
             version: 0,
+        }
+    }
+
+    /// A first address of a customer being created, validated, and the writes that create it
+    /// (with the default markers it claims) for the customer's own transaction. `given` is an
+    /// address exactly as an export wrote it; otherwise `patch` makes a new one.
+    pub fn new_for_new_customer(
+        &self,
+        customer_id: &str,
+        patch: &AddressPatch,
+        given: Option<Address>,
+    ) -> DomainResult<(Address, Vec<WriteOp>)> {
+        let address = match given {
+            Some(mut a) => {
+                a.customer_id = customer_id.to_owned();
+                a.deleted_at = None;
+                a.version = 0;
+                a
+            }
+            None => patch.apply(&self.blank(customer_id))?,
         };
-        let address = patch.apply(&blank)?;
-        self.write(None, address).await
+        let mut ops = vec![WriteOp::Put {
+            item: to_item(&address)?,
+            condition: Some(Condition::NotExists),
+        }];
+        for kind in Kind::BOTH {
+            if kind.flag(&address) {
+                let marker = kind.marker(customer_id);
+                let mut item = Item::new();
+                item.insert("pk".into(), marker.pk.into());
+                item.insert("sk".into(), marker.sk.into());
+                item.insert("entity_type".into(), "default_address".into());
+                item.insert("address_id".into(), address.id.clone().into());
+                ops.push(WriteOp::Put {
+                    item,
+                    condition: Some(Condition::NotExists),
+                });
+            }
+        }
+        Ok((address, ops))
     }
 
     /// Writes an address exactly as given (an import of our own export): created with its id

@@ -634,6 +634,33 @@ impl GroupService {
         self.apply(&pairs(add), &pairs(remove), created_by).await
     }
 
+    /// The writes that make a customer being created a member of `group_ids`, for the
+    /// customer's own transaction: per group the edge and the member count, the latter only
+    /// while the group is live (a group deleted meanwhile fails the whole transaction).
+    pub fn memberships_of_new_customer(
+        &self,
+        customer_id: &str,
+        group_ids: &[String],
+        created_by: Option<&str>,
+    ) -> Vec<WriteOp> {
+        let now = iso(self.clock.now());
+        let unique: BTreeSet<&String> = group_ids.iter().collect();
+        let mut ops = Vec::with_capacity(unique.len() * 2);
+        for group in unique {
+            ops.push(WriteOp::Put {
+                item: edge_item(customer_id, group, created_by, &now),
+                condition: Some(Condition::NotExists),
+            });
+            ops.push(WriteOp::Add {
+                key: group_key(group),
+                attribute: "member_count".into(),
+                delta: 1,
+                condition: Some(live()),
+            });
+        }
+        ops
+    }
+
     async fn require_live_customers<'a>(
         &self,
         ids: impl IntoIterator<Item = &'a str>,

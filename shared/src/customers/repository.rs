@@ -149,62 +149,91 @@ impl CustomerRepository {
         self.store.clone()
     }
 
-    /// Search entries go in before the profile and stale ones out after it, so the search index
-    /// is always a superset of what the profiles hold (see `search`).
     /// Writes a new customer, with `extra` writes in the same transaction (an identity link);
-    /// a failed condition among them is reported as `ExtraConditionFailed`.
+    /// a failed condition among them is reported as [`EXTRA_CONDITION_FAILED`].
     pub async fn create(&self, c: &Customer, extra: Vec<WriteOp>) -> DomainResult<()> {
-        let entries = search::entries(c);
-        let mut ops = Vec::new();
-        // One commit rather than two where a transaction is as cheap as a batch: the entries
-        // ride in the customer's own transaction when they fit.
-        let inline = self.store.transactions_are_cheap()
-            && entries.len() + extra.len() + 3 <= crate::store::MAX_TRANSACTION_OPS;
-        if !inline {
-            self.put_search_entries(&entries, &c.id).await?;
-        }
-        ops.push(WriteOp::Put {
-            item: to_item(c)?,
-            condition: Some(Condition::NotExists),
-        });
-        if let Some(email) = c.email_key() {
-            ops.push(marker_put(c, &email));
-        }
-        ops.push(WriteOp::Add {
-            key: counter_key(shard(&c.id)),
-            attribute: "n".into(),
-            delta: 1,
-            condition: None,
-        });
-        let first_extra = ops.len();
-        ops.extend(extra);
-        if inline {
-            ops.extend(entries.iter().map(|k| WriteOp::Put {
-                item: search::item(k, &c.id),
-                condition: None,
-            }));
-        }
-        let result = match self.store.transact(ops).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::ConditionFailed { index }) if index >= first_extra => {
-                Err(DomainError::InvalidData(EXTRA_CONDITION_FAILED.into()))
+        let mut outcomes = self.create_many(vec![(c.clone(), extra)]).await?;
+        outcomes
+            .pop()
+            .unwrap_or_else(|| Err(DomainError::Internal("lost outcome".into())))
+    }
+
+    /// Writes new customers, each in its own transaction with its `extra` writes: one outcome
+    /// per customer, in order; the outer error is the store's. Where the store merges
+    /// transactions (the embedded file) this is one commit for all of them — the bulk import's
+    /// fast path.
+    ///
+    /// Search entries go in before the profile and stale ones out after it, so the search index
+    /// is always a superset of what the profiles hold (see `search`). Where a transaction costs
+    /// no more than a batch, the entries ride in the customer's own transaction when they fit.
+    pub async fn create_many(
+        &self,
+        customers: Vec<(Customer, Vec<WriteOp>)>,
+    ) -> DomainResult<Vec<DomainResult<()>>> {
+        let cheap = self.store.transactions_are_cheap();
+        let mut plans = Vec::with_capacity(customers.len());
+        let mut transactions = Vec::with_capacity(customers.len());
+        let mut ahead = Vec::new();
+        for (c, extra) in customers {
+            let entries = search::entries(&c);
+            let inline = cheap && entries.len() + extra.len() + 3 <= MAX_TRANSACTION_OPS;
+            let mut ops = vec![WriteOp::Put {
+                item: to_item(&c)?,
+                condition: Some(Condition::NotExists),
+            }];
+            if let Some(email) = c.email_key() {
+                ops.push(marker_put(&c, &email));
             }
-            Err(StoreError::ConditionFailed { index: 1 }) => Err(duplicate_email(c)),
-            Err(StoreError::ConditionFailed { .. }) => Err(DomainError::Internal(format!(
-                "customer id {} already used",
-                c.id
-            ))),
-            Err(e) => Err(e.into()),
-        };
-        if inline {
-            return result;
+            ops.push(WriteOp::Add {
+                key: counter_key(shard(&c.id)),
+                attribute: "n".into(),
+                delta: 1,
+                condition: None,
+            });
+            let first_extra = ops.len();
+            ops.extend(extra);
+            if inline {
+                ops.extend(entries.iter().map(|k| WriteOp::Put {
+                    item: search::item(k, &c.id),
+                    condition: None,
+                }));
+            } else {
+                ahead.extend(entries.iter().map(|k| BatchOp::Put(search::item(k, &c.id))));
+            }
+            transactions.push(ops);
+            plans.push((c, first_extra, (!inline).then_some(entries)));
         }
-        // The id is new and nobody else's: its entries can go at once.
-        let orphans = entries.into_iter().map(BatchOp::Delete).collect();
-        if let Err(e) = self.store.batch_write(orphans).await {
-            tracing::warn!(error = %e, customer_id = %c.id, "left search entries of a failed create");
+        if !ahead.is_empty() {
+            self.store.batch_write(ahead).await?;
         }
-        result
+        let outcomes = self.store.transact_each(transactions).await?;
+        let mut results = Vec::with_capacity(plans.len());
+        let mut orphans = Vec::new();
+        for ((c, first_extra, written_ahead), outcome) in plans.into_iter().zip(outcomes) {
+            let result = match outcome {
+                Ok(()) => Ok(()),
+                Err(StoreError::ConditionFailed { index }) if index >= first_extra => {
+                    Err(DomainError::InvalidData(EXTRA_CONDITION_FAILED.into()))
+                }
+                Err(StoreError::ConditionFailed { index: 1 }) => Err(duplicate_email(&c)),
+                Err(StoreError::ConditionFailed { .. }) => Err(DomainError::Internal(format!(
+                    "customer id {} already used",
+                    c.id
+                ))),
+                Err(e) => Err(e.into()),
+            };
+            // The id is new and nobody else's: the entries of a failed create can go at once.
+            if let (Err(_), Some(entries)) = (&result, written_ahead) {
+                orphans.extend(entries.into_iter().map(BatchOp::Delete));
+            }
+            results.push(result);
+        }
+        if !orphans.is_empty()
+            && let Err(e) = self.store.batch_write(orphans).await
+        {
+            tracing::warn!(error = %e, "left search entries of failed creates");
+        }
+        Ok(results)
     }
 
     async fn put_search_entries(&self, keys: &BTreeSet<Key>, id: &str) -> DomainResult<()> {
@@ -249,6 +278,34 @@ impl CustomerRepository {
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
         }))
+    }
+
+    /// Which of these (email, has_account) pairs belong to a live customer and which of these
+    /// ids are used by any customer, live or deleted: one batch read. Emails come back
+    /// normalised.
+    pub async fn taken(
+        &self,
+        emails: &[(String, bool)],
+        ids: &[String],
+    ) -> DomainResult<(BTreeSet<(String, bool)>, BTreeSet<String>)> {
+        let mut keys: Vec<Key> = emails
+            .iter()
+            .map(|(e, account)| email_marker_key(*account, &super::normalize_email(e)))
+            .collect();
+        keys.extend(ids.iter().map(|id| profile_key(id)));
+        let mut taken_emails = BTreeSet::new();
+        let mut taken_ids = BTreeSet::new();
+        for item in self.store.batch_get(&keys).await? {
+            let pk = item.get("pk").and_then(Value::as_str).unwrap_or_default();
+            if let Some(rest) = pk.strip_prefix("CUSEMAIL#") {
+                if let Some((account, email)) = rest.split_once('#') {
+                    taken_emails.insert((email.to_owned(), account == "1"));
+                }
+            } else if let Some(id) = pk.strip_prefix("CUS#") {
+                taken_ids.insert(id.to_owned());
+            }
+        }
+        Ok((taken_emails, taken_ids))
     }
 
     /// The live customer with an account for this email, if any (one read of its email marker).

@@ -223,6 +223,44 @@ impl CustomerService {
         updated_at: Option<String>,
         created_by: Option<String>,
     ) -> DomainResult<Customer> {
+        let customer = self.imported(draft, id, created_at, updated_at, created_by)?;
+        self.repo.create(&customer, Vec::new()).await?;
+        Ok(customer)
+    }
+
+    /// Writes customers built by [`CustomerService::imported`], each with its `extra` writes
+    /// (memberships, addresses) in its own transaction: one outcome per customer, in order.
+    pub async fn create_many_imported(
+        &self,
+        customers: Vec<(Customer, Vec<crate::store::WriteOp>)>,
+    ) -> DomainResult<Vec<DomainResult<()>>> {
+        self.repo.create_many(customers).await
+    }
+
+    /// Which (email, has_account) pairs have a live customer (normalised emails) and which ids
+    /// are used, deleted customers' included: one batch read, for a bulk import to tell new
+    /// customers from updates.
+    pub async fn taken(
+        &self,
+        emails: &[(String, bool)],
+        ids: &[String],
+    ) -> DomainResult<(
+        std::collections::BTreeSet<(String, bool)>,
+        std::collections::BTreeSet<String>,
+    )> {
+        self.repo.taken(emails, ids).await
+    }
+
+    /// The customer an import row describes, validated, not yet written: its own id and
+    /// timestamps when given (our export's), otherwise new ones.
+    pub fn imported(
+        &self,
+        draft: CustomerDraft,
+        id: Option<String>,
+        created_at: Option<String>,
+        updated_at: Option<String>,
+        created_by: Option<String>,
+    ) -> DomainResult<Customer> {
         let draft = draft.validate()?;
         let now = iso(self.clock.now());
         let created_at = created_at
@@ -245,7 +283,6 @@ impl CustomerService {
             deleted_at: None,
             version: 0,
         };
-        self.repo.create(&customer, Vec::new()).await?;
         Ok(customer)
     }
 

@@ -49,14 +49,19 @@ fn index_table(
 enum Job {
     Transact(Vec<WriteOp>),
     Batch(Vec<BatchOp>),
+    /// Independent transactions applied in one commit.
+    TransactEach(Vec<Vec<WriteOp>>),
 }
+
+type Outcomes = Vec<Result<(), StoreError>>;
 
 struct Request {
     job: Job,
     /// False for writes of a deferred view: committed without an fsync, made durable by the
     /// next durable commit.
     durable: bool,
-    reply: oneshot::Sender<Result<(), StoreError>>,
+    /// One outcome per transaction of the job (a single one for `Transact` and `Batch`).
+    reply: oneshot::Sender<Result<Outcomes, StoreError>>,
 }
 
 /// A store in one file. Cheap to clone; the file is closed when the last clone is dropped.
@@ -114,6 +119,13 @@ impl EmbeddedStore {
     }
 
     async fn submit(&self, job: Job) -> Result<(), StoreError> {
+        self.submit_each(job)
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(backend("lost outcome")))
+    }
+
+    async fn submit_each(&self, job: Job) -> Result<Outcomes, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
             .send(Request {
@@ -158,19 +170,20 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
                 let mut tables = Tables::open(&txn)?;
                 for request in &group {
                     outcomes.push(match &request.job {
-                        Job::Transact(ops) => tables.transact(ops),
-                        Job::Batch(ops) => tables.batch(ops),
+                        Job::Transact(ops) => vec![tables.transact(ops)],
+                        Job::Batch(ops) => vec![tables.batch(ops)],
+                        Job::TransactEach(each) => {
+                            each.iter().map(|ops| tables.transact(ops)).collect()
+                        }
                     });
                 }
             }
             txn.commit().map_err(backend)
         })();
-        for (i, request) in group.into_iter().enumerate() {
+        let mut outcomes = outcomes.into_iter();
+        for request in group {
             let outcome = match &committed {
-                Ok(()) => outcomes
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| Err(backend("lost outcome"))),
+                Ok(()) => outcomes.next().ok_or_else(|| backend("lost outcome")),
                 Err(e) => Err(e.clone()),
             };
             let _ = request.reply.send(outcome);
@@ -477,6 +490,16 @@ impl KvStore for EmbeddedStore {
             return Ok(());
         }
         self.submit(Job::Batch(ops)).await
+    }
+
+    async fn transact_each(
+        &self,
+        transactions: Vec<Vec<WriteOp>>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        if transactions.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.submit_each(Job::TransactEach(transactions)).await
     }
 
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {

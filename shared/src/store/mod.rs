@@ -29,6 +29,8 @@ pub const SK: &str = "sk";
 /// Maximum number of operations DynamoDB accepts in one transaction; the embedded backend
 /// enforces it too, so code that works locally works on AWS.
 pub const MAX_TRANSACTION_OPS: usize = 100;
+/// Transactions of one `transact_each` in flight at once where they cannot be merged.
+const TRANSACT_EACH_CONCURRENCY: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
@@ -259,6 +261,29 @@ pub trait KvStore: Send + Sync {
     /// where a transactional write costs twice a plain one.
     fn transactions_are_cheap(&self) -> bool {
         false
+    }
+    /// Several independent transactions, each all-or-nothing on its own, with one outcome per
+    /// transaction in order. The outer error is the store's failure (nothing may be assumed
+    /// written). Backends may apply them together: the embedded file commits them all at once,
+    /// which is what makes bulk loads fast; elsewhere they run side by side.
+    async fn transact_each(
+        &self,
+        transactions: Vec<Vec<WriteOp>>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        use futures::StreamExt;
+        let outcomes: Vec<Result<(), StoreError>> = futures::stream::iter(transactions)
+            .map(|ops| self.transact(ops))
+            .buffered(TRANSACT_EACH_CONCURRENCY)
+            .collect()
+            .await;
+        // Throttling and backend failures are the store's, not the transaction's.
+        if let Some(e) = outcomes.iter().find_map(|o| match o {
+            Err(e @ (StoreError::Throttled | StoreError::Backend(_))) => Some(e.clone()),
+            _ => None,
+        }) {
+            return Err(e);
+        }
+        Ok(outcomes)
     }
     /// Several queries at once (the shards of a sharded index); backends may run them together.
     async fn query_many(&self, queries: &[Query]) -> Result<Vec<QueryPage>, StoreError> {

@@ -4,6 +4,7 @@
 //! anywhere (a Lambda's time limit, a crash) goes on from there. Every write is an upsert, so
 //! replaying a batch changes nothing.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,11 +14,11 @@ use serde_json::{Map, Value, json};
 use super::format::{self, AddressRecord, Header, ImportRecord, RowError};
 use super::{Job, JobStatus, Jobs};
 use crate::addresses::{Address, AddressPatch, AddressService};
-use crate::customers::{Customer, CustomerDraft, CustomerPatch, CustomerService};
+use crate::customers::{Customer, CustomerDraft, CustomerPatch, CustomerService, normalize_email};
 use crate::error::{DomainError, DomainResult};
 use crate::files::FileStore;
 use crate::groups::GroupService;
-use crate::store::BatchOp;
+use crate::store::{BatchOp, MAX_TRANSACTION_OPS, WriteOp};
 
 /// Rows per batch by default: the unit of checkpointing and of bounded memory.
 pub const BATCH_ROWS: usize = 500;
@@ -42,7 +43,7 @@ pub enum Outcome {
 }
 
 struct Batch {
-    rows: Vec<(Result<ImportRecord, RowError>, Option<String>)>,
+    rows: Vec<Row>,
     /// Byte offset just after the batch's last row, and the row number reached.
     end_offset: u64,
     end_row: u64,
@@ -228,6 +229,31 @@ fn address_from(customer_id: &str, record: &AddressRecord, now: &str) -> DomainR
     serde_json::from_value(Value::Object(object)).map_err(|e| DomainError::Internal(e.to_string()))
 }
 
+/// A new customer as a row describes it.
+fn draft_of(record: &ImportRecord) -> CustomerDraft {
+    CustomerDraft {
+        email: Some(record.email.clone()),
+        first_name: record.first_name.clone().flatten(),
+        last_name: record.last_name.clone().flatten(),
+        company_name: record.company_name.clone().flatten(),
+        phone: record.phone.clone().flatten(),
+        metadata: record.metadata.clone().flatten(),
+        has_account: record.has_account,
+    }
+}
+
+/// A new address as a row describes it (one without an id: Shopify's default address).
+fn patch_of(address: &AddressRecord) -> AddressPatch {
+    AddressPatch {
+        text: address.fields.clone(),
+        is_default_shipping: Some(address.is_default_shipping),
+        is_default_billing: Some(address.is_default_billing),
+        metadata: address.metadata.clone().map(Some),
+    }
+}
+
+type Row = (Result<ImportRecord, RowError>, Option<String>);
+
 fn same_profile(a: &Customer, b: &Customer) -> bool {
     (
         &a.email,
@@ -360,11 +386,25 @@ impl Importer {
 
     async fn write_batch(&self, job: Job, batch: Batch) -> DomainResult<Job> {
         let created_by = job.created_by.clone();
+        let created = if self.customers.store().transactions_are_cheap() {
+            self.create_new(&batch.rows, created_by.as_deref()).await?
+        } else {
+            Vec::new()
+        };
+        type RowResult = Result<(Result<Outcome, RowError>, Option<String>), DomainError>;
+        let mut results: Vec<RowResult> = Vec::with_capacity(batch.rows.len());
+        let mut rest = Vec::with_capacity(batch.rows.len());
+        for (i, row) in batch.rows.into_iter().enumerate() {
+            if created.get(i).copied().unwrap_or(false) {
+                results.push(Ok((Ok(Outcome::Created), None)));
+            } else {
+                rest.push(row);
+            }
+        }
         // Per row: the outcome, or the row's own fault; an `Err` of the outer result is the
         // store's fault, which stops the run at the last checkpoint (the next run replays this
         // batch, which upserts make harmless).
-        type RowResult = Result<(Result<Outcome, RowError>, Option<String>), DomainError>;
-        let results: Vec<RowResult> = futures::stream::iter(batch.rows)
+        let upserted: Vec<RowResult> = futures::stream::iter(rest)
             .map(|(parsed, original)| {
                 let created_by = created_by.clone();
                 async move {
@@ -394,6 +434,7 @@ impl Importer {
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
+        results.extend(upserted);
         let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut next = job.clone();
         let mut errors = Vec::new();
@@ -419,6 +460,117 @@ impl Importer {
         next.checkpoint_offset = batch.end_offset;
         next.checkpoint_row = batch.end_row;
         self.jobs.save(&job, next).await
+    }
+
+    /// The fast path of a batch where the store merges transactions (the embedded file): every
+    /// row whose customer is new — its email unknown and first in the batch, its id (if any)
+    /// unused — is created with its memberships and addresses in one transaction of its own,
+    /// and all of them in one commit. Returns which rows were created; the others (updates,
+    /// repeats, and anything unusual or refused) go through [`Importer::upsert`], which
+    /// decides them one by one, so the outcome is the same as without this path.
+    async fn create_new(&self, rows: &[Row], created_by: Option<&str>) -> DomainResult<Vec<bool>> {
+        let mut created = vec![false; rows.len()];
+        let records: Vec<(usize, &ImportRecord)> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (r, _))| r.as_ref().ok().map(|r| (i, r)))
+            .collect();
+        if records.is_empty() {
+            return Ok(created);
+        }
+        let emails: Vec<(String, bool)> = records
+            .iter()
+            .map(|(_, r)| (r.email.clone(), r.has_account))
+            .collect();
+        let ids: Vec<String> = records.iter().filter_map(|(_, r)| r.id.clone()).collect();
+        let (taken_emails, taken_ids) = self.customers.taken(&emails, &ids).await?;
+        let mut seen_emails = HashSet::new();
+        let mut seen_ids = HashSet::new();
+        let candidates: Vec<(usize, &ImportRecord)> = records
+            .into_iter()
+            .filter(|(_, r)| {
+                let email = (normalize_email(&r.email), r.has_account);
+                let id_free =
+                    r.id.as_ref()
+                        .is_none_or(|id| !taken_ids.contains(id) && seen_ids.insert(id.clone()));
+                let defaults = |flag: fn(&AddressRecord) -> bool| {
+                    r.addresses.iter().filter(|a| flag(a)).count() <= 1
+                };
+                seen_emails.insert(email.clone())
+                    && !taken_emails.contains(&email)
+                    && id_free
+                    && defaults(|a| a.is_default_shipping)
+                    && defaults(|a| a.is_default_billing)
+            })
+            .collect();
+        // Each group once per batch; a name that cannot be resolved leaves its rows to `upsert`,
+        // which reports why.
+        let names: BTreeSet<&str> = candidates
+            .iter()
+            .flat_map(|(_, r)| r.groups.iter().map(String::as_str))
+            .collect();
+        let mut group_ids = HashMap::new();
+        for name in names {
+            if let Ok(id) = self.groups.ensure_named(name, created_by).await {
+                group_ids.insert(name, id);
+            }
+        }
+        let now = self.jobs.now();
+        let mut planned = Vec::with_capacity(candidates.len());
+        let mut customers = Vec::with_capacity(candidates.len());
+        for (i, record) in candidates {
+            let Some(groups) = record
+                .groups
+                .iter()
+                .map(|g| group_ids.get(g.as_str()).cloned())
+                .collect::<Option<Vec<String>>>()
+            else {
+                continue;
+            };
+            let Ok(customer) = self.customers.imported(
+                draft_of(record),
+                record.id.clone(),
+                record.created_at.clone(),
+                record.updated_at.clone(),
+                created_by.map(str::to_owned),
+            ) else {
+                continue;
+            };
+            let mut extra =
+                self.groups
+                    .memberships_of_new_customer(&customer.id, &groups, created_by);
+            let addresses: DomainResult<Vec<Vec<WriteOp>>> = record
+                .addresses
+                .iter()
+                .map(|a| {
+                    let given = match &a.id {
+                        Some(_) => Some(address_from(&customer.id, a, &now)?),
+                        None => None,
+                    };
+                    let (_, ops) =
+                        self.addresses
+                            .new_for_new_customer(&customer.id, &patch_of(a), given)?;
+                    Ok(ops)
+                })
+                .collect();
+            let Ok(addresses) = addresses else {
+                continue;
+            };
+            extra.extend(addresses.into_iter().flatten());
+            if extra.len() + 3 > MAX_TRANSACTION_OPS {
+                continue;
+            }
+            planned.push(i);
+            customers.push((customer, extra));
+        }
+        if customers.is_empty() {
+            return Ok(created);
+        }
+        let outcomes = self.customers.create_many_imported(customers).await?;
+        for (i, outcome) in planned.into_iter().zip(outcomes) {
+            created[i] = outcome.is_ok();
+        }
+        Ok(created)
     }
 
     /// Creates or updates the customer of `record` by email (and `has_account`), then its
@@ -460,19 +612,10 @@ impl Importer {
             };
             // A new customer has no groups or addresses yet: nothing to read back below.
             fresh = true;
-            let draft = CustomerDraft {
-                email: Some(record.email.clone()),
-                first_name: record.first_name.clone().flatten(),
-                last_name: record.last_name.clone().flatten(),
-                company_name: record.company_name.clone().flatten(),
-                phone: record.phone.clone().flatten(),
-                metadata: record.metadata.clone().flatten(),
-                has_account: record.has_account,
-            };
             match self
                 .customers
                 .create_imported(
-                    draft,
+                    draft_of(&record),
                     id,
                     record.created_at.clone(),
                     record.updated_at.clone(),
@@ -555,13 +698,9 @@ impl Importer {
                         .all(|f| text(a, f) == field(f))
                 });
                 if !known {
-                    let patch = AddressPatch {
-                        text: address.fields.clone(),
-                        is_default_shipping: Some(address.is_default_shipping),
-                        is_default_billing: Some(address.is_default_billing),
-                        metadata: address.metadata.clone().map(Some),
-                    };
-                    self.addresses.create(&customer.id, &patch).await?;
+                    self.addresses
+                        .create(&customer.id, &patch_of(address))
+                        .await?;
                     changed = true;
                 }
             }

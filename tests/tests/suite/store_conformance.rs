@@ -155,6 +155,59 @@ async fn transactions_are_all_or_nothing(backend: Backend) {
     s.transact(hundred).await.unwrap();
 }
 
+/// Independent transactions handed over together: each keeps its own all-or-nothing outcome,
+/// reported in order, whatever the others do.
+async fn transactions_handed_over_together_stand_alone(backend: Backend) {
+    let s = store(backend).await;
+    s.transact(vec![put(item("E", "taken", json!({})), None)])
+        .await
+        .unwrap();
+    let counter = |delta| WriteOp::Add {
+        key: Key::new("E", "count"),
+        attribute: "n".into(),
+        delta,
+        condition: None,
+    };
+    let outcomes = s
+        .transact_each(vec![
+            vec![
+                put(item("E", "a", json!({})), Some(Condition::NotExists)),
+                counter(1),
+            ],
+            // Fails on its second write: its first and its counter stay unwritten.
+            vec![
+                put(item("E", "b", json!({})), Some(Condition::NotExists)),
+                put(item("E", "taken", json!({})), Some(Condition::NotExists)),
+            ],
+            // Invalid on its own (one item twice).
+            vec![
+                put(item("E", "c", json!({})), None),
+                put(item("E", "c", json!({})), None),
+            ],
+            vec![put(item("E", "d", json!({})), None), counter(10)],
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes.len(), 4);
+    assert_eq!(outcomes[0], Ok(()));
+    assert_eq!(outcomes[1], Err(StoreError::ConditionFailed { index: 1 }));
+    assert!(
+        matches!(outcomes[2], Err(StoreError::Invalid(_))),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[3], Ok(()));
+    for (sk, exists) in [("a", true), ("b", false), ("c", false), ("d", true)] {
+        assert_eq!(
+            s.get(&Key::new("E", sk)).await.unwrap().is_some(),
+            exists,
+            "item {sk}"
+        );
+    }
+    let count = s.get(&Key::new("E", "count")).await.unwrap().unwrap();
+    assert_eq!(count.get("n"), Some(&json!(11)));
+    assert_eq!(s.transact_each(Vec::new()).await.unwrap(), Vec::new());
+}
+
 async fn counters_add_atomically(backend: Backend) {
     let s = store(backend).await;
     let key = Key::new("C", "n");
@@ -426,6 +479,7 @@ async fn concurrent_updates_lose_nothing(backend: Backend) {
 both_backends!(
     get_put_delete_and_conditions,
     transactions_are_all_or_nothing,
+    transactions_handed_over_together_stand_alone,
     counters_add_atomically,
     queries_page_in_both_directions,
     secondary_indexes_follow_item_changes,

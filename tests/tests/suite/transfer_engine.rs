@@ -134,6 +134,125 @@ async fn import_resumes_after_a_stop_and_a_crash(backend: Backend) {
     assert_eq!(again, done);
 }
 
+/// One batch holding new customers, a repeat of one of them and a customer the store already
+/// has: new ones are created (on the embedded file all in one commit), the repeat and the known
+/// one are updated, and memberships, member counts and addresses come out exactly as if every
+/// row had been upserted on its own.
+async fn one_batch_mixes_new_repeated_and_known_customers(backend: Backend) {
+    let Some(store) = fresh_store(backend).await else {
+        return;
+    };
+    let folder = temp_dir("mixed");
+    let header = "Customer ID,First Name,Last Name,Email,Default Address Address1,Default Address Country Code,Default Address Zip,Tags\n";
+    let mut csv = String::from(header);
+    for i in 0..8 {
+        csv.push_str(&format!(
+            "'{i},First{i},Last{i},new{i}@example.com,{i} Main St,US,'0000{i},VIP\n"
+        ));
+    }
+    // The repeat: same email in other case, another name, one more tag, the same address.
+    csv.push_str("'0,Renamed,Last0,NEW0@example.com,0 Main St,US,'00000,\"VIP, Retail\"\n");
+    csv.push_str("'99,Known,Person,known@example.com,1 Known Rd,US,'11111,Retail\n");
+    std::fs::write(folder.join("customers.csv"), csv).unwrap();
+    let t = transfer(store.clone(), Arc::new(LocalFiles::new(folder)));
+    let known = t
+        .importer
+        .customers
+        .create(
+            shared::customers::CustomerDraft {
+                email: Some("known@example.com".into()),
+                first_name: Some("Old".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let job = t
+        .jobs
+        .create(JobKind::Import, "customers.csv", None, None, None)
+        .await
+        .unwrap();
+    let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
+    assert_eq!(
+        (done.processed, done.created, done.updated, done.failed),
+        (10, 8, 2, 0),
+        "{done:?}"
+    );
+    assert_eq!(customer_count(&t).await, 9, "the repeat is no new customer");
+    let first = t
+        .importer
+        .customers
+        .find_by_email("new0@example.com", false)
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!(first.first_name.as_deref(), Some("Renamed"));
+    let mut groups: Vec<String> = t
+        .importer
+        .groups
+        .groups_of(&first.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["Retail", "VIP"]);
+    assert_eq!(
+        t.importer.addresses.all(&first.id).await.unwrap().len(),
+        1,
+        "the same address once"
+    );
+    let known_now = t.importer.customers.retrieve(&known.id).await.unwrap();
+    assert_eq!(known_now.first_name.as_deref(), Some("Known"));
+    assert_eq!(t.importer.addresses.all(&known.id).await.unwrap().len(), 1);
+    // Member counts agree with the memberships written.
+    for (name, members) in [("VIP", 8), ("Retail", 2)] {
+        let id = t.importer.groups.ensure_named(name, None).await.unwrap();
+        let page = t.importer.groups.members(&id, None, 100).await.unwrap();
+        assert_eq!(page.customer_ids.len(), members, "{name} members");
+        let group = store
+            .get(&shared::groups::group_key(&id))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            group.get("member_count"),
+            Some(&json!(members)),
+            "{name} count"
+        );
+    }
+    // The default address markers of a bulk-created customer are in place: a second default
+    // address takes the flag over instead of leaving two defaults.
+    let imported = t.importer.addresses.all(&first.id).await.unwrap()[0].clone();
+    assert!(imported.is_default_shipping && imported.is_default_billing);
+    t.importer
+        .addresses
+        .create(
+            &first.id,
+            &shared::addresses::AddressPatch {
+                text: vec![("address_1", Some("2 Other St".into()))],
+                is_default_shipping: Some(true),
+                is_default_billing: None,
+                metadata: None,
+            },
+        )
+        .await
+        .unwrap();
+    let before = t
+        .importer
+        .addresses
+        .retrieve(&first.id, &imported.id)
+        .await
+        .unwrap();
+    assert!(
+        !before.is_default_shipping,
+        "the flag moved to the new address"
+    );
+    assert!(before.is_default_billing);
+}
+
 /// Fails every `every`-th write with `Throttled` (what DynamoDB does once its retries run out).
 struct Throttling {
     inner: Arc<dyn KvStore>,
@@ -217,6 +336,7 @@ async fn throttling_pauses_the_import_at_a_checkpoint(backend: Backend) {
 }
 
 both_backends!(
+    one_batch_mixes_new_repeated_and_known_customers,
     import_resumes_after_a_stop_and_a_crash,
     throttling_pauses_the_import_at_a_checkpoint
 );
