@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::format::{self, AddressRecord, Header, ImportRecord, RowError};
@@ -32,6 +33,26 @@ pub struct RunLimits {
     pub max_rows: Option<u64>,
     /// Stop at the first batch boundary after this instant.
     pub deadline: Option<Instant>,
+}
+
+/// Outcomes of some rows, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub processed: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub failed: u64,
+}
+
+impl Tally {
+    pub fn add_to(&self, job: &mut Job) {
+        job.processed += self.processed;
+        job.created += self.created;
+        job.updated += self.updated;
+        job.unchanged += self.unchanged;
+        job.failed += self.failed;
+    }
 }
 
 /// What happened to one row.
@@ -68,7 +89,7 @@ pub struct Importer {
     pub batch_rows: usize,
 }
 
-fn csv_line(fields: &[String]) -> String {
+pub(crate) fn csv_line(fields: &[String]) -> String {
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
@@ -252,7 +273,7 @@ fn patch_of(address: &AddressRecord) -> AddressPatch {
     }
 }
 
-type Row = (Result<ImportRecord, RowError>, Option<String>);
+pub(crate) type Row = (Result<ImportRecord, RowError>, Option<String>);
 
 fn same_profile(a: &Customer, b: &Customer) -> bool {
     (
@@ -373,7 +394,7 @@ impl Importer {
         Ok((rows, failed))
     }
 
-    async fn fail(&self, job: Job, message: String) -> DomainResult<Job> {
+    pub(crate) async fn fail(&self, job: Job, message: String) -> DomainResult<Job> {
         tracing::warn!(job_id = %job.id, %message, "import failed");
         let next = Job {
             status: JobStatus::Failed,
@@ -384,51 +405,54 @@ impl Importer {
         self.jobs.save(&job, next).await
     }
 
-    async fn write_batch(&self, job: Job, batch: Batch) -> DomainResult<Job> {
-        let created_by = job.created_by.clone();
+    /// The row pipeline every import path shares (a streamed file, a batch of a Distributed
+    /// Map): writes the rows, records the failed ones under the job, and counts outcomes.
+    /// An `Err` is the store's fault: nothing is counted, and running the same rows again is
+    /// harmless (every write is an upsert).
+    pub(crate) async fn write_rows(
+        &self,
+        job_id: &str,
+        created_by: Option<&str>,
+        rows: Vec<Row>,
+    ) -> DomainResult<Tally> {
         let created = if self.customers.store().transactions_are_cheap() {
-            self.create_new(&batch.rows, created_by.as_deref()).await?
+            self.create_new(&rows, created_by).await?
         } else {
             Vec::new()
         };
         type RowResult = Result<(Result<Outcome, RowError>, Option<String>), DomainError>;
-        let mut results: Vec<RowResult> = Vec::with_capacity(batch.rows.len());
-        let mut rest = Vec::with_capacity(batch.rows.len());
-        for (i, row) in batch.rows.into_iter().enumerate() {
+        let mut results: Vec<RowResult> = Vec::with_capacity(rows.len());
+        let mut rest = Vec::with_capacity(rows.len());
+        for (i, row) in rows.into_iter().enumerate() {
             if created.get(i).copied().unwrap_or(false) {
                 results.push(Ok((Ok(Outcome::Created), None)));
             } else {
                 rest.push(row);
             }
         }
-        // Per row: the outcome, or the row's own fault; an `Err` of the outer result is the
-        // store's fault, which stops the run at the last checkpoint (the next run replays this
-        // batch, which upserts make harmless).
+        // Per row: the outcome, or the row's own fault.
         let upserted: Vec<RowResult> = futures::stream::iter(rest)
-            .map(|(parsed, original)| {
-                let created_by = created_by.clone();
-                async move {
-                    let record = match parsed {
-                        Ok(record) => record,
-                        Err(e) => return Ok((Err(e), original)),
-                    };
-                    let row = record.row;
-                    match self.upsert(record, created_by.as_deref()).await {
-                        Ok(outcome) => Ok((Ok(outcome), None)),
-                        Err(
-                            DomainError::InvalidData(message)
-                            | DomainError::Duplicate(message)
-                            | DomainError::NotFound(message),
-                        ) => Ok((
-                            Err(RowError {
-                                row,
-                                column: String::new(),
-                                message,
-                            }),
-                            original,
-                        )),
-                        Err(e) => Err(e),
-                    }
+            .map(|(parsed, original)| async move {
+                let record = match parsed {
+                    Ok(record) => record,
+                    Err(e) => return Ok((Err(e), original)),
+                };
+                let row = record.row;
+                match self.upsert(record, created_by).await {
+                    Ok(outcome) => Ok((Ok(outcome), None)),
+                    Err(
+                        DomainError::InvalidData(message)
+                        | DomainError::Duplicate(message)
+                        | DomainError::NotFound(message),
+                    ) => Ok((
+                        Err(RowError {
+                            row,
+                            column: String::new(),
+                            message,
+                        }),
+                        original,
+                    )),
+                    Err(e) => Err(e),
                 }
             })
             .buffer_unordered(self.concurrency.max(1))
@@ -436,18 +460,18 @@ impl Importer {
             .await;
         results.extend(upserted);
         let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-        let mut next = job.clone();
+        let mut tally = Tally::default();
         let mut errors = Vec::new();
         for (result, original) in &results {
-            next.processed += 1;
+            tally.processed += 1;
             match result {
-                Ok(Outcome::Created) => next.created += 1,
-                Ok(Outcome::Updated) => next.updated += 1,
-                Ok(Outcome::Unchanged) => next.unchanged += 1,
+                Ok(Outcome::Created) => tally.created += 1,
+                Ok(Outcome::Updated) => tally.updated += 1,
+                Ok(Outcome::Unchanged) => tally.unchanged += 1,
                 Err(e) => {
-                    next.failed += 1;
+                    tally.failed += 1;
                     errors.push(BatchOp::Put(Jobs::error_item(
-                        &job.id,
+                        job_id,
                         e,
                         original.as_deref().unwrap_or_default(),
                     )));
@@ -457,6 +481,15 @@ impl Importer {
         if !errors.is_empty() {
             self.jobs.store().batch_write(errors).await?;
         }
+        Ok(tally)
+    }
+
+    async fn write_batch(&self, job: Job, batch: Batch) -> DomainResult<Job> {
+        let tally = self
+            .write_rows(&job.id, job.created_by.as_deref(), batch.rows)
+            .await?;
+        let mut next = job.clone();
+        tally.add_to(&mut next);
         next.checkpoint_offset = batch.end_offset;
         next.checkpoint_row = batch.end_row;
         self.jobs.save(&job, next).await
@@ -712,7 +745,7 @@ impl Importer {
     }
 
     /// Writes the error report (if any row failed) and the final status.
-    async fn finish(&self, job: Job) -> DomainResult<Job> {
+    pub(crate) async fn finish(&self, job: Job) -> DomainResult<Job> {
         let mut report_key = None;
         if job.failed > 0 {
             let key = format!("reports/{}-errors.csv", job.id);

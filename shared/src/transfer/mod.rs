@@ -7,6 +7,7 @@
 //! | row error | `JOB#<id>` | `ERR#<row, zero-padded>` (column, message, original row) |
 //! | source marker | `JOBSRC#<file key>#<etag>` | same (`job_id`): one job per uploaded file version |
 
+pub mod distributed;
 pub mod export;
 pub mod format;
 pub mod import;

@@ -253,6 +253,204 @@ async fn one_batch_mixes_new_repeated_and_known_customers(backend: Backend) {
     assert!(before.is_default_billing);
 }
 
+fn state_machine() -> Value {
+    let path = format!(
+        "{}/../infra/import-state-machine.asl.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Feeds a file to the worker's steps the way the import state machine does: items shaped by
+/// its `ItemSelector` from the CSV read with the header's names, batched by its `ItemBatcher`,
+/// passed with its payloads. Returns the job id.
+async fn run_map(t: &Transfer, key: &str, csv_text: &str, repeat_batch: Option<usize>) -> String {
+    let definition = state_machine();
+    let map = &definition["States"]["ImportRows"];
+    let batch_size = map["ItemBatcher"]["MaxItemsPerBatch"].as_u64().unwrap() as usize;
+    let start = functions::worker::handle_step(
+        t,
+        &json!({"step": "start", "bucket": "bucket", "key": key, "etag": "etag-1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(start["run"], json!(true), "{start}");
+    let job_id = start["job_id"].as_str().unwrap().to_owned();
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(Into::into).collect();
+    let items: Vec<Value> = reader
+        .records()
+        .enumerate()
+        .map(|(index, record)| {
+            let cells: serde_json::Map<String, Value> = header
+                .iter()
+                .cloned()
+                .zip(record.unwrap().iter().map(|c| json!(c)))
+                .collect();
+            json!({"row": index, "cells": cells})
+        })
+        .collect();
+    for (n, batch) in items.chunks(batch_size).enumerate() {
+        let payload = json!({
+            "step": "rows",
+            "BatchInput": {"job_id": job_id},
+            "Items": batch,
+        });
+        let times = if repeat_batch == Some(n) { 2 } else { 1 };
+        for _ in 0..times {
+            functions::worker::handle_step(t, &payload).await.unwrap();
+        }
+    }
+    job_id
+}
+
+/// The Distributed Map path: the definition reads the CSV from S3 in batches processed by the
+/// same row pipeline; a repeated event starts nothing, a retried batch counts once, and the
+/// last step writes the error report and the totals.
+async fn distributed_map_imports_each_batch_once(backend: Backend) {
+    let Some(store) = fresh_store(backend).await else {
+        return;
+    };
+    let definition = state_machine();
+    let map = &definition["States"]["ImportRows"];
+    assert_eq!(map["Type"], "Map");
+    assert_eq!(
+        map["ItemProcessor"]["ProcessorConfig"]["Mode"],
+        "DISTRIBUTED"
+    );
+    assert_eq!(map["ItemReader"]["ReaderConfig"]["InputType"], "CSV");
+    assert_eq!(
+        map["ItemReader"]["ReaderConfig"]["CSVHeaderLocation"],
+        "FIRST_ROW"
+    );
+    assert!(
+        map["MaxConcurrency"]
+            .as_u64()
+            .is_some_and(|c| c > 0 && c <= 100)
+    );
+    assert_eq!(
+        map["ItemSelector"],
+        json!({"row.$": "$$.Map.Item.Index", "cells.$": "$$.Map.Item.Value"})
+    );
+    let batch = &map["ItemProcessor"]["States"]["ImportBatch"]["Parameters"]["Payload"];
+    assert_eq!(
+        batch,
+        &json!({"step": "rows", "BatchInput.$": "$.BatchInput", "Items.$": "$.Items"})
+    );
+    // Small files stream through the worker, large ones go to the map: one threshold for both.
+    let template =
+        std::fs::read_to_string(format!("{}/../template.yaml", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    assert!(template.contains(r#"size: [{ numeric: ["<", 268435456] }]"#));
+    assert!(template.contains(r#"size: [{ numeric: [">=", 268435456] }]"#));
+    assert!(template.contains("DefinitionUri: infra/import-state-machine.asl.json"));
+
+    let rows = if backend == Backend::Embedded {
+        1_200
+    } else {
+        120
+    };
+    let mut csv_text = shopify(rows);
+    // Bad rows at known places (rows are numbered from 1 after the header).
+    csv_text.push_str("'1,Bad,Email,not-an-email,1 Main St,US,'00001,\n");
+    csv_text.push_str("'2,Also,Bad,,1 Main St,US,'00001,\n");
+    let folder = temp_dir("map");
+    std::fs::create_dir_all(folder.join("imports")).unwrap();
+    std::fs::write(folder.join("imports/big.csv"), &csv_text).unwrap();
+    let mut t = transfer(store, Arc::new(LocalFiles::new(folder)));
+    t.importer.batch_rows = 500;
+    let job_id = run_map(&t, "imports/big.csv", &csv_text, Some(1)).await;
+    // The same event again: the job is running, this execution stops at once.
+    let again = functions::worker::handle_step(
+        &t,
+        &json!({"step": "start", "bucket": "bucket", "key": "imports/big.csv", "etag": "etag-1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again["job_id"], json!(job_id));
+    assert_eq!(again["run"], json!(false));
+    let running = t.jobs.get(&job_id).await.unwrap();
+    assert_eq!(running.processed, rows as u64 + 2, "progress while running");
+    let finished = functions::worker::handle_step(&t, &json!({"step": "finish", "job_id": job_id}))
+        .await
+        .unwrap();
+    assert_eq!(finished["status"], "partially_failed");
+    let job = t.jobs.get(&job_id).await.unwrap();
+    assert_eq!(
+        (job.processed, job.created, job.updated, job.failed),
+        (rows as u64 + 2, rows as u64, 0, 2),
+        "{job:?}"
+    );
+    assert_eq!(job.format.as_deref(), Some("shopify"));
+    assert_eq!(
+        customer_count(&t).await,
+        rows,
+        "the repeated batch made no duplicates"
+    );
+    let report = job.error_report_key.expect("error report");
+    let mut text = String::new();
+    use tokio::io::AsyncReadExt;
+    t.files
+        .open(&report, 0)
+        .await
+        .unwrap()
+        .read_to_string(&mut text)
+        .await
+        .unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[1].starts_with(&format!("{},", rows + 1)), "{text}");
+    assert!(lines[2].starts_with(&format!("{},", rows + 2)), "{text}");
+    // Finishing twice changes nothing.
+    let version = t.jobs.get(&job_id).await.unwrap().version;
+    functions::worker::handle_step(&t, &json!({"step": "finish", "job_id": job_id}))
+        .await
+        .unwrap();
+    assert_eq!(t.jobs.get(&job_id).await.unwrap().version, version);
+
+    // A file we do not know: the batch is rejected (not retried) and the job fails with why.
+    let unknown = "Name,Favourite Colour\nAda,green\n";
+    let dir = temp_dir("map-unknown");
+    std::fs::create_dir_all(dir.join("imports")).unwrap();
+    std::fs::write(dir.join("imports/odd.csv"), unknown).unwrap();
+    let t2 = Transfer {
+        files: Arc::new(LocalFiles::new(dir)),
+        ..t.clone()
+    };
+    let start = functions::worker::handle_step(
+        &t2,
+        &json!({"step": "start", "bucket": "bucket", "key": "imports/odd.csv", "etag": "etag-2"}),
+    )
+    .await
+    .unwrap();
+    let odd = start["job_id"].as_str().unwrap().to_owned();
+    let error = functions::worker::handle_step(
+        &t2,
+        &json!({"step": "rows", "BatchInput": {"job_id": odd},
+                "Items": [{"row": 0, "cells": {"Name": "Ada", "Favourite Colour": "green"}}]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(functions::worker::step_error(&error).error_type, "Rejected");
+    let cause = json!({"errorType": "Rejected", "errorMessage": error.to_string()}).to_string();
+    functions::worker::handle_step(
+        &t2,
+        &json!({"step": "fail", "job_id": odd, "error": {"Error": "Rejected", "Cause": cause}}),
+    )
+    .await
+    .unwrap();
+    let failed = t2.jobs.get(&odd).await.unwrap();
+    assert_eq!(failed.status, shared::transfer::JobStatus::Failed);
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Unrecognised header"),
+        "{failed:?}"
+    );
+}
+
 /// Fails every `every`-th write with `Throttled` (what DynamoDB does once its retries run out).
 struct Throttling {
     inner: Arc<dyn KvStore>,
@@ -336,6 +534,7 @@ async fn throttling_pauses_the_import_at_a_checkpoint(backend: Backend) {
 }
 
 both_backends!(
+    distributed_map_imports_each_batch_once,
     one_batch_mixes_new_repeated_and_known_customers,
     import_resumes_after_a_stop_and_a_crash,
     throttling_pauses_the_import_at_a_checkpoint
