@@ -80,15 +80,16 @@ pub async fn handle_step(transfer: &Transfer, event: &Value) -> Result<Value, Do
     let importer = &transfer.importer;
     match text("/step")? {
         "start" => {
-            let key = decode_key(text("/key")?);
+            let (bucket, key) = (text("/bucket")?, decode_key(text("/key")?));
             let etag = event.pointer("/etag").and_then(Value::as_str);
-            let Some(job_id) = import_job_of(transfer, &key, etag).await? else {
-                return Ok(
-                    json!({ "job_id": null, "run": false, "bucket": text("/bucket")?, "key": key }),
-                );
+            let (job_id, run) = match import_job_of(transfer, &key, etag).await? {
+                Some(id) => {
+                    let run = importer.start_map(&id).await?;
+                    (Some(id), run)
+                }
+                None => (None, false),
             };
-            let run = importer.start_map(&job_id).await?;
-            Ok(json!({ "job_id": job_id, "run": run, "bucket": text("/bucket")?, "key": key }))
+            Ok(json!({ "job_id": job_id, "run": run, "bucket": bucket, "key": key }))
         }
         "rows" => {
             let job_id = text("/BatchInput/job_id")?;

@@ -207,6 +207,16 @@ impl Kind {
     }
 }
 
+/// The item saying which address holds a customer's default (shipping or billing).
+fn marker_item(marker: &Key, address_id: &str) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), marker.pk.clone().into());
+    item.insert("sk".into(), marker.sk.clone().into());
+    item.insert("entity_type".into(), "default_address".into());
+    item.insert("address_id".into(), address_id.into());
+    item
+}
+
 fn address_key(customer_id: &str, id: &str) -> Key {
     Key::new(repository_profile_key(customer_id).pk, format!("ADDR#{id}"))
 }
@@ -376,7 +386,7 @@ impl AddressService {
 
     pub async fn create(&self, customer_id: &str, patch: &AddressPatch) -> DomainResult<Address> {
         self.live_customer(customer_id).await?;
-        let address = patch.apply(&self.blank(customer_id))?;
+        let address = self.prepare(customer_id, patch)?;
         self.write(None, address).await
     }
 
@@ -407,43 +417,27 @@ impl AddressService {
         }
     }
 
-    /// A first address of a customer being created, validated, and the writes that create it
-    /// (with the default markers it claims) for the customer's own transaction. `given` is an
-    /// address exactly as an export wrote it; otherwise `patch` makes a new one.
-    pub fn new_for_new_customer(
-        &self,
-        customer_id: &str,
-        patch: &AddressPatch,
-        given: Option<Address>,
-    ) -> DomainResult<(Address, Vec<WriteOp>)> {
-        let address = match given {
-            Some(mut a) => {
-                a.customer_id = customer_id.to_owned();
-                a.deleted_at = None;
-                a.version = 0;
-                a
-            }
-            None => patch.apply(&self.blank(customer_id))?,
-        };
+    /// A new address of a customer from a patch, validated, not yet written.
+    pub fn prepare(&self, customer_id: &str, patch: &AddressPatch) -> DomainResult<Address> {
+        patch.apply(&self.blank(customer_id))
+    }
+
+    /// The writes that create `address` and the default markers it claims, for the transaction
+    /// that creates its customer (so no marker can be held yet).
+    pub fn writes_for_new_customer(&self, address: &Address) -> DomainResult<Vec<WriteOp>> {
         let mut ops = vec![WriteOp::Put {
-            item: to_item(&address)?,
+            item: to_item(address)?,
             condition: Some(Condition::NotExists),
         }];
         for kind in Kind::BOTH {
-            if kind.flag(&address) {
-                let marker = kind.marker(customer_id);
-                let mut item = Item::new();
-                item.insert("pk".into(), marker.pk.into());
-                item.insert("sk".into(), marker.sk.into());
-                item.insert("entity_type".into(), "default_address".into());
-                item.insert("address_id".into(), address.id.clone().into());
+            if kind.flag(address) {
                 ops.push(WriteOp::Put {
-                    item,
+                    item: marker_item(&kind.marker(&address.customer_id), &address.id),
                     condition: Some(Condition::NotExists),
                 });
             }
         }
-        Ok((address, ops))
+        Ok(ops)
     }
 
     /// Writes an address exactly as given (an import of our own export): created with its id
@@ -596,13 +590,8 @@ impl AddressService {
                     .and_then(|m| m.get("address_id"))
                     .and_then(Value::as_str)
                     .map(str::to_owned);
-                let mut marker_item = Item::new();
-                marker_item.insert("pk".into(), marker.pk.clone().into());
-                marker_item.insert("sk".into(), marker.sk.clone().into());
-                marker_item.insert("entity_type".into(), "default_address".into());
-                marker_item.insert("address_id".into(), written.id.clone().into());
                 ops.push(WriteOp::Put {
-                    item: marker_item,
+                    item: marker_item(&marker, &written.id),
                     condition: Some(match &held_by {
                         Some(previous) => Condition::equals("address_id", previous.clone()),
                         None => Condition::NotExists,

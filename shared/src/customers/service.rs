@@ -213,17 +213,8 @@ impl CustomerService {
         }
     }
 
-    /// Creates a customer as an import describes it: its own id and timestamps when given
-    /// (our export's), otherwise new ones.
-    pub async fn create_imported(
-        &self,
-        draft: CustomerDraft,
-        id: Option<String>,
-        created_at: Option<String>,
-        updated_at: Option<String>,
-        created_by: Option<String>,
-    ) -> DomainResult<Customer> {
-        let customer = self.imported(draft, id, created_at, updated_at, created_by)?;
+    /// Writes a customer built by [`CustomerService::imported`].
+    pub async fn create_imported(&self, customer: Customer) -> DomainResult<Customer> {
         self.repo.create(&customer, Vec::new()).await?;
         Ok(customer)
     }

@@ -4,6 +4,7 @@
 //! anywhere (a Lambda's time limit, a crash) goes on from there. Every write is an upsert, so
 //! replaying a batch changes nothing.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -420,46 +421,46 @@ impl Importer {
         } else {
             Vec::new()
         };
-        type RowResult = Result<(Result<Outcome, RowError>, Option<String>), DomainError>;
+        type RowResult = (Result<Outcome, RowError>, Option<String>);
         let mut results: Vec<RowResult> = Vec::with_capacity(rows.len());
-        let mut rest = Vec::with_capacity(rows.len());
+        // The other rows, one queue per customer (email and `has_account`) in file order: queues
+        // run side by side, a queue's rows one after the other, so the last row of a customer
+        // is the one that stays.
+        let mut queues: Vec<Vec<Row>> = Vec::new();
+        let mut queue_of: HashMap<(String, bool), usize> = HashMap::new();
         for (i, row) in rows.into_iter().enumerate() {
             if created.get(i).copied().unwrap_or(false) {
-                results.push(Ok((Ok(Outcome::Created), None)));
-            } else {
-                rest.push(row);
+                results.push((Ok(Outcome::Created), None));
+                continue;
+            }
+            let customer = row
+                .0
+                .as_ref()
+                .ok()
+                .map(|r| (normalize_email(&r.email), r.has_account));
+            match customer.map(|c| queue_of.entry(c)) {
+                Some(Entry::Occupied(queue)) => queues[*queue.get()].push(row),
+                Some(Entry::Vacant(slot)) => {
+                    slot.insert(queues.len());
+                    queues.push(vec![row]);
+                }
+                None => queues.push(vec![row]),
             }
         }
-        // Per row: the outcome, or the row's own fault.
-        let upserted: Vec<RowResult> = futures::stream::iter(rest)
-            .map(|(parsed, original)| async move {
-                let record = match parsed {
-                    Ok(record) => record,
-                    Err(e) => return Ok((Err(e), original)),
-                };
-                let row = record.row;
-                match self.upsert(record, created_by).await {
-                    Ok(outcome) => Ok((Ok(outcome), None)),
-                    Err(
-                        DomainError::InvalidData(message)
-                        | DomainError::Duplicate(message)
-                        | DomainError::NotFound(message),
-                    ) => Ok((
-                        Err(RowError {
-                            row,
-                            column: String::new(),
-                            message,
-                        }),
-                        original,
-                    )),
-                    Err(e) => Err(e),
+        let upserted: Vec<Result<Vec<RowResult>, DomainError>> = futures::stream::iter(queues)
+            .map(|queue| async move {
+                let mut outcomes = Vec::with_capacity(queue.len());
+                for row in queue {
+                    outcomes.push(self.upsert_row(row, created_by).await?);
                 }
+                Ok(outcomes)
             })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
-        results.extend(upserted);
-        let results = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+        for outcomes in upserted {
+            results.extend(outcomes?);
+        }
         let mut tally = Tally::default();
         let mut errors = Vec::new();
         for (result, original) in &results {
@@ -482,6 +483,36 @@ impl Importer {
             self.jobs.store().batch_write(errors).await?;
         }
         Ok(tally)
+    }
+
+    /// One row through [`Importer::upsert`]: its outcome, or its own fault (with the original
+    /// row for the error report). An `Err` is the store's fault.
+    async fn upsert_row(
+        &self,
+        (parsed, original): Row,
+        created_by: Option<&str>,
+    ) -> DomainResult<(Result<Outcome, RowError>, Option<String>)> {
+        let record = match parsed {
+            Ok(record) => record,
+            Err(e) => return Ok((Err(e), original)),
+        };
+        let row = record.row;
+        match self.upsert(record, created_by).await {
+            Ok(outcome) => Ok((Ok(outcome), None)),
+            Err(
+                DomainError::InvalidData(message)
+                | DomainError::Duplicate(message)
+                | DomainError::NotFound(message),
+            ) => Ok((
+                Err(RowError {
+                    row,
+                    column: String::new(),
+                    message,
+                }),
+                original,
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     async fn write_batch(&self, job: Job, batch: Batch) -> DomainResult<Job> {
@@ -576,14 +607,11 @@ impl Importer {
                 .addresses
                 .iter()
                 .map(|a| {
-                    let given = match &a.id {
-                        Some(_) => Some(address_from(&customer.id, a, &now)?),
-                        None => None,
+                    let address = match &a.id {
+                        Some(_) => address_from(&customer.id, a, &now)?,
+                        None => self.addresses.prepare(&customer.id, &patch_of(a))?,
                     };
-                    let (_, ops) =
-                        self.addresses
-                            .new_for_new_customer(&customer.id, &patch_of(a), given)?;
-                    Ok(ops)
+                    self.addresses.writes_for_new_customer(&address)
                 })
                 .collect();
             let Ok(addresses) = addresses else {
@@ -645,17 +673,14 @@ impl Importer {
             };
             // A new customer has no groups or addresses yet: nothing to read back below.
             fresh = true;
-            match self
-                .customers
-                .create_imported(
-                    draft_of(&record),
-                    id,
-                    record.created_at.clone(),
-                    record.updated_at.clone(),
-                    created_by.map(str::to_owned),
-                )
-                .await
-            {
+            let new_customer = self.customers.imported(
+                draft_of(&record),
+                id,
+                record.created_at.clone(),
+                record.updated_at.clone(),
+                created_by.map(str::to_owned),
+            )?;
+            match self.customers.create_imported(new_customer).await {
                 Ok(created) => {
                     customer = Some(created);
                     outcome = Outcome::Created;

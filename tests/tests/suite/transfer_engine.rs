@@ -134,9 +134,9 @@ async fn import_resumes_after_a_stop_and_a_crash(backend: Backend) {
     assert_eq!(again, done);
 }
 
-/// One batch holding new customers, a repeat of one of them and a customer the store already
-/// has: new ones are created (on the embedded file all in one commit), the repeat and the known
-/// one are updated, and memberships, member counts and addresses come out exactly as if every
+/// One batch holding new customers, a repeat of one of them and, twice, a customer the store
+/// already has: new ones are created (on the embedded file all in one commit), the repeats and
+/// the known one are updated in file order, and memberships, member counts and addresses come out exactly as if every
 /// row had been upserted on its own.
 async fn one_batch_mixes_new_repeated_and_known_customers(backend: Backend) {
     let Some(store) = fresh_store(backend).await else {
@@ -153,6 +153,8 @@ async fn one_batch_mixes_new_repeated_and_known_customers(backend: Backend) {
     // The repeat: same email in other case, another name, one more tag, the same address.
     csv.push_str("'0,Renamed,Last0,NEW0@example.com,0 Main St,US,'00000,\"VIP, Retail\"\n");
     csv.push_str("'99,Known,Person,known@example.com,1 Known Rd,US,'11111,Retail\n");
+    // The known customer again: rows of one customer apply in file order, the last one stays.
+    csv.push_str("'99,Final,Person,KNOWN@example.com,1 Known Rd,US,'11111,Retail\n");
     std::fs::write(folder.join("customers.csv"), csv).unwrap();
     let t = transfer(store.clone(), Arc::new(LocalFiles::new(folder)));
     let known = t
@@ -176,7 +178,7 @@ async fn one_batch_mixes_new_repeated_and_known_customers(backend: Backend) {
     let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
     assert_eq!(
         (done.processed, done.created, done.updated, done.failed),
-        (10, 8, 2, 0),
+        (11, 8, 3, 0),
         "{done:?}"
     );
     assert_eq!(customer_count(&t).await, 9, "the repeat is no new customer");
@@ -205,7 +207,7 @@ async fn one_batch_mixes_new_repeated_and_known_customers(backend: Backend) {
         "the same address once"
     );
     let known_now = t.importer.customers.retrieve(&known.id).await.unwrap();
-    assert_eq!(known_now.first_name.as_deref(), Some("Known"));
+    assert_eq!(known_now.first_name.as_deref(), Some("Final"));
     assert_eq!(t.importer.addresses.all(&known.id).await.unwrap().len(), 1);
     // Member counts agree with the memberships written.
     for (name, members) in [("VIP", 8), ("Retail", 2)] {
@@ -401,12 +403,36 @@ async fn distributed_map_imports_each_batch_once(backend: Backend) {
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[1].starts_with(&format!("{},", rows + 1)), "{text}");
     assert!(lines[2].starts_with(&format!("{},", rows + 2)), "{text}");
-    // Finishing twice changes nothing.
+    // Finishing twice changes nothing, and a batch arriving after the end is refused, not
+    // written.
     let version = t.jobs.get(&job_id).await.unwrap().version;
     functions::worker::handle_step(&t, &json!({"step": "finish", "job_id": job_id}))
         .await
         .unwrap();
     assert_eq!(t.jobs.get(&job_id).await.unwrap().version, version);
+    let late = functions::worker::handle_step(
+        &t,
+        &json!({"step": "rows", "BatchInput": {"job_id": job_id},
+                "Items": [{"row": rows + 5, "cells": {"Email": "late@example.com", "First Name": "Late"}}]}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(functions::worker::step_error(&late).error_type, "Rejected");
+    assert_eq!(
+        customer_count(&t).await,
+        rows,
+        "nothing written after the end"
+    );
+    assert_eq!(t.jobs.get(&job_id).await.unwrap().version, version);
+    // An object outside `imports/` is no import: the execution stops without a job.
+    let other = functions::worker::handle_step(
+        &t,
+        &json!({"step": "start", "bucket": "bucket", "key": "exports/x.csv", "etag": "e"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(other["run"], json!(false));
+    assert_eq!(other["job_id"], Value::Null);
 
     // A file we do not know: the batch is rejected (not retried) and the job fails with why.
     let unknown = "Name,Favourite Colour\nAda,green\n";
