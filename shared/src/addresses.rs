@@ -209,12 +209,7 @@ impl Kind {
 
 /// The item saying which address holds a customer's default (shipping or billing).
 fn marker_item(marker: &Key, address_id: &str) -> Item {
-    let mut item = Item::new();
-    item.insert("pk".into(), marker.pk.clone().into());
-    item.insert("sk".into(), marker.sk.clone().into());
-    item.insert("entity_type".into(), "default_address".into());
-    item.insert("address_id".into(), address_id.into());
-    item
+    crate::store::record::pointer(marker, "default_address", "address_id", address_id)
 }
 
 fn address_key(customer_id: &str, id: &str) -> Key {

@@ -156,12 +156,7 @@ fn markers(c: &Company) -> Vec<(Key, String)> {
 }
 
 fn marker_item(key: &Key, company_id: &str) -> Item {
-    let mut item = Item::new();
-    item.insert("pk".into(), key.pk.clone().into());
-    item.insert("sk".into(), key.sk.clone().into());
-    item.insert("entity_type".into(), "company_marker".into());
-    item.insert("company_id".into(), company_id.into());
-    item
+    crate::store::record::pointer(key, "company_marker", "company_id", company_id)
 }
 
 fn not_found(id: &str) -> DomainError {

@@ -808,14 +808,13 @@ fn check_batch(add: &[String], remove: &[String]) -> DomainResult<()> {
 }
 
 fn name_marker(g: &CustomerGroup) -> WriteOp {
-    let key = name_key(&g.name);
-    let mut item = Item::new();
-    item.insert("pk".into(), key.pk.into());
-    item.insert("sk".into(), key.sk.into());
-    item.insert("entity_type".into(), "customer_group_name".into());
-    item.insert("group_id".into(), g.id.clone().into());
     WriteOp::Put {
-        item,
+        item: crate::store::record::pointer(
+            &name_key(&g.name),
+            "customer_group_name",
+            "group_id",
+            &g.id,
+        ),
         condition: Some(Condition::NotExists),
     }
 }

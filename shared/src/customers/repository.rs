@@ -651,14 +651,13 @@ impl CustomerRepository {
 }
 
 fn marker_put(c: &Customer, email_key: &str) -> WriteOp {
-    let key = email_marker_key(c.has_account, email_key);
-    let mut item = Item::new();
-    item.insert("pk".into(), key.pk.into());
-    item.insert("sk".into(), key.sk.into());
-    item.insert("entity_type".into(), "customer_email".into());
-    item.insert("customer_id".into(), c.id.clone().into());
     WriteOp::Put {
-        item,
+        item: crate::store::record::pointer(
+            &email_marker_key(c.has_account, email_key),
+            "customer_email",
+            "customer_id",
+            &c.id,
+        ),
         condition: Some(Condition::NotExists),
     }
 }

@@ -63,12 +63,7 @@ pub fn entries(c: &Customer) -> BTreeSet<Key> {
 }
 
 pub fn item(key: &Key, customer_id: &str) -> Item {
-    let mut item = Item::new();
-    item.insert("pk".into(), key.pk.clone().into());
-    item.insert("sk".into(), key.sk.clone().into());
-    item.insert("entity_type".into(), "customer_search".into());
-    item.insert("customer_id".into(), customer_id.into());
-    item
+    crate::store::record::pointer(key, "customer_search", "customer_id", customer_id)
 }
 
 /// Whether `q` is long enough for the index.

@@ -7,6 +7,17 @@ use serde_json::Value;
 use super::{Item, Key};
 use crate::error::{DomainError, DomainResult};
 
+/// A marker: an item at `key` that only names another entity (`attribute` = `id`) — what
+/// uniqueness markers, default-address markers and index entries are.
+pub fn pointer(key: &Key, entity_type: &str, attribute: &str, id: &str) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), key.pk.clone().into());
+    item.insert("sk".into(), key.sk.clone().into());
+    item.insert("entity_type".into(), entity_type.into());
+    item.insert(attribute.into(), id.into());
+    item
+}
+
 /// The item of `value` at `key`, tagged with its entity type and version.
 pub fn to_item<T: Serialize>(
     value: &T,
