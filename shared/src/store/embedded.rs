@@ -212,16 +212,23 @@ impl<'t> Tables<'t> {
             .get((key.pk.as_str(), key.sk.as_str()))
             .map_err(backend)?
         {
-            Some(bytes) => decode(bytes.value()).map(Some),
+            Some(bytes) => decode(key, bytes.value()).map(Some),
             None => Ok(None),
         }
     }
 
     fn transact(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
         validate_transaction(ops)?;
+        // Only conditions and additions need the current item before writing; a plain put or
+        // delete learns it from the write itself (most of a bulk load is plain puts of new keys).
         let mut current = Vec::with_capacity(ops.len());
         for (index, op) in ops.iter().enumerate() {
-            let found = self.load(&op.key()?)?;
+            let needs_current = op.condition().is_some() || matches!(op, WriteOp::Add { .. });
+            let found = if needs_current {
+                self.load(&op.key()?)?
+            } else {
+                None
+            };
             if op.condition().is_some_and(|c| !c.holds(found.as_ref())) {
                 return Err(StoreError::ConditionFailed { index });
             }
@@ -229,8 +236,8 @@ impl<'t> Tables<'t> {
         }
         for (op, old) in ops.iter().zip(current) {
             match op {
-                WriteOp::Put { item, .. } => self.put(item, old.as_ref())?,
-                WriteOp::Delete { key, .. } => self.delete(key, old.as_ref())?,
+                WriteOp::Put { item, .. } => self.put(item)?,
+                WriteOp::Delete { key, .. } => self.delete(key)?,
                 WriteOp::Check { .. } => {}
                 WriteOp::Add {
                     key,
@@ -238,7 +245,7 @@ impl<'t> Tables<'t> {
                     delta,
                     ..
                 } => {
-                    let mut item = old.clone().unwrap_or_else(|| {
+                    let mut item = old.unwrap_or_else(|| {
                         let mut fresh = Item::new();
                         fresh.insert(PK.into(), key.pk.clone().into());
                         fresh.insert(SK.into(), key.sk.clone().into());
@@ -246,7 +253,7 @@ impl<'t> Tables<'t> {
                     });
                     let now = item.get(attribute).and_then(Value::as_i64).unwrap_or(0);
                     item.insert(attribute.clone(), (now + delta).into());
-                    self.put(&item, old.as_ref())?;
+                    self.put(&item)?;
                 }
             }
         }
@@ -256,28 +263,27 @@ impl<'t> Tables<'t> {
     fn batch(&mut self, ops: &[BatchOp]) -> Result<(), StoreError> {
         for op in ops {
             match op {
-                BatchOp::Put(item) => {
-                    let old = self.load(&Key::of(item)?)?;
-                    self.put(item, old.as_ref())?;
-                }
-                BatchOp::Delete(key) => {
-                    let old = self.load(key)?;
-                    self.delete(key, old.as_ref())?;
-                }
+                BatchOp::Put(item) => self.put(item)?,
+                BatchOp::Delete(key) => self.delete(key)?,
             }
         }
         Ok(())
     }
 
-    fn put(&mut self, item: &Item, old: Option<&Item>) -> Result<(), StoreError> {
+    /// Writes the item; the value it replaces comes back from the insert, and only when there
+    /// was one is it decoded, to take its index entries away.
+    fn put(&mut self, item: &Item) -> Result<(), StoreError> {
         let key = Key::of(item)?;
-        if let Some(old) = old {
-            self.unindex(&key, old)?;
-        }
-        let bytes = serde_json::to_vec(item).map_err(backend)?;
-        self.items
+        let bytes = encode(item)?;
+        let replaced = self
+            .items
             .insert((key.pk.as_str(), key.sk.as_str()), bytes.as_slice())
-            .map_err(backend)?;
+            .map_err(backend)?
+            .map(|old| decode(&key, old.value()))
+            .transpose()?;
+        if let Some(old) = replaced {
+            self.unindex(&key, &old)?;
+        }
         for (index, table) in &mut self.indexes {
             if let Some((ipk, isk)) = index_key(item, *index) {
                 table
@@ -288,12 +294,15 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    fn delete(&mut self, key: &Key, old: Option<&Item>) -> Result<(), StoreError> {
-        if let Some(old) = old {
-            self.unindex(key, old)?;
-            self.items
-                .remove((key.pk.as_str(), key.sk.as_str()))
-                .map_err(backend)?;
+    fn delete(&mut self, key: &Key) -> Result<(), StoreError> {
+        let removed = self
+            .items
+            .remove((key.pk.as_str(), key.sk.as_str()))
+            .map_err(backend)?
+            .map(|old| decode(key, old.value()))
+            .transpose()?;
+        if let Some(old) = removed {
+            self.unindex(key, &old)?;
         }
         Ok(())
     }
@@ -338,12 +347,39 @@ impl<'de> serde::de::Visitor<'de> for ItemVisitor {
 /// Attributes of a typical item (a customer has about 20).
 const ITEM_CAPACITY: usize = 24;
 
-fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
+/// The stored value leaves out `pk` and `sk`: the key already holds them, and they were a fifth
+/// of every item on disk. Files written before this still read: the key's values win.
+fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
+    struct WithoutKey<'a>(&'a Item);
+    impl serde::Serialize for WithoutKey<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap as _;
+            let mut map = serializer.serialize_map(None)?;
+            for (name, value) in self.0 {
+                if name != PK && name != SK {
+                    map.serialize_entry(name, value)?;
+                }
+            }
+            map.end()
+        }
+    }
+    serde_json::to_vec(&WithoutKey(item)).map_err(backend)
+}
+
+fn decode(key: &Key, bytes: &[u8]) -> Result<Item, StoreError> {
+    decode_parts(&key.pk, &key.sk, bytes)
+}
+
+fn decode_parts(pk: &str, sk: &str, bytes: &[u8]) -> Result<Item, StoreError> {
     use serde::Deserializer as _;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.deserialize_map(ItemVisitor)
+    let mut item = de
+        .deserialize_map(ItemVisitor)
         .and_then(|item| de.end().map(|()| item))
-        .map_err(|e| StoreError::Backend(format!("corrupt item: {e}")))
+        .map_err(|e| StoreError::Backend(format!("corrupt item {pk}/{sk}: {e}")))?;
+    item.insert(PK.into(), pk.into());
+    item.insert(SK.into(), sk.into());
+    Ok(item)
 }
 
 /// Reads of at most this many items run on the calling task: they take tens of microseconds,
@@ -359,7 +395,7 @@ fn read_keys(db: &Database, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
             .get((key.pk.as_str(), key.sk.as_str()))
             .map_err(backend)?
         {
-            out.push(decode(v.value())?);
+            out.push(decode(key, v.value())?);
         }
     }
     Ok(out)
@@ -432,8 +468,9 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
         let range = items
             .range::<(&str, &str)>((lower, upper))
             .map_err(backend)?;
-        collect_range(range, query.forward, limit, |_, value| {
-            decode(value.value())
+        collect_range(range, query.forward, limit, |key, value| {
+            let (pk, sk) = key.value();
+            decode_parts(pk, sk, value.value())
         })?
     } else {
         let table = txn.open_table(index_table(query.index)).map_err(backend)?;
@@ -463,7 +500,7 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
         collect_range(range, query.forward, limit, |key, _| {
             let (_, _, pk, sk) = key.value();
             match items.get((pk, sk)).map_err(backend)? {
-                Some(value) => decode(value.value()),
+                Some(value) => decode_parts(pk, sk, value.value()),
                 None => Err(StoreError::Backend(format!(
                     "index entry without item {pk}/{sk}"
                 ))),
@@ -502,7 +539,7 @@ impl KvStore for EmbeddedStore {
             .get((key.pk.as_str(), key.sk.as_str()))
             .map_err(backend)?
         {
-            Some(v) => decode(v.value()).map(Some),
+            Some(v) => decode(key, v.value()).map(Some),
             None => Ok(None),
         }
     }

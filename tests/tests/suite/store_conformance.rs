@@ -350,6 +350,31 @@ async fn secondary_indexes_follow_item_changes(backend: Backend) {
     assert_eq!(all_pages(s.as_ref(), q).await.len(), 27);
     let other = all_pages(s.as_ref(), Query::new(Index::Gsi1, "OTHER")).await;
     assert_eq!(sks(&other), vec!["00".to_owned()]);
+    // Batch writes and conditional puts keep the indexes just as exact.
+    s.batch_write(vec![
+        BatchOp::Put(item("P", "03", json!({"gsi1pk": "OTHER", "gsi1sk": "y"}))),
+        BatchOp::Delete(Key::new("P", "04")),
+    ])
+    .await
+    .unwrap();
+    s.transact(vec![put(
+        item("P", "05", json!({"gsi1pk": "LIST", "gsi1sk": "a"})),
+        Some(Condition::Exists),
+    )])
+    .await
+    .unwrap();
+    let mut q = Query::new(Index::Gsi1, "LIST");
+    q.limit = 100;
+    let listed = all_pages(s.as_ref(), q).await;
+    assert_eq!(listed.len(), 25, "one entry per remaining item");
+    assert_eq!(
+        listed[0]["sk"],
+        json!("05"),
+        "moved to the front, not copied"
+    );
+    assert_eq!(listed[0]["pk"], json!("P"), "items read back whole");
+    let other = all_pages(s.as_ref(), Query::new(Index::Gsi1, "OTHER")).await;
+    assert_eq!(sks(&other), vec!["03".to_owned(), "00".to_owned()]);
 }
 
 async fn batches_exceed_single_request_limits(backend: Backend) {
