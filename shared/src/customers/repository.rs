@@ -194,11 +194,11 @@ impl CustomerRepository {
             ops.extend(extra);
             if inline {
                 ops.extend(entries.iter().map(|k| WriteOp::Put {
-                    item: search::item(k, &c.id),
+                    item: search::item(k),
                     condition: None,
                 }));
             } else {
-                ahead.extend(entries.iter().map(|k| BatchOp::Put(search::item(k, &c.id))));
+                ahead.extend(entries.iter().map(|k| BatchOp::Put(search::item(k))));
             }
             transactions.push(ops);
             plans.push((c, first_extra, (!inline).then_some(entries)));
@@ -236,11 +236,8 @@ impl CustomerRepository {
         Ok(results)
     }
 
-    async fn put_search_entries(&self, keys: &BTreeSet<Key>, id: &str) -> DomainResult<()> {
-        let puts = keys
-            .iter()
-            .map(|k| BatchOp::Put(search::item(k, id)))
-            .collect();
+    async fn put_search_entries(&self, keys: &BTreeSet<Key>) -> DomainResult<()> {
+        let puts = keys.iter().map(|k| BatchOp::Put(search::item(k))).collect();
         Ok(self.store.batch_write(puts).await?)
     }
 
@@ -336,7 +333,7 @@ impl CustomerRepository {
         next.version = old.version + 1;
         let (before, after) = (search::entries(old), search::entries(&next));
         let added: BTreeSet<Key> = after.difference(&before).cloned().collect();
-        self.put_search_entries(&added, &next.id).await?;
+        self.put_search_entries(&added).await?;
         let mut ops = vec![WriteOp::Put {
             item: to_item(&next)?,
             condition: Some(Condition::equals("version", old.version)),

@@ -12,8 +12,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::{Customer, normalize_text};
 use crate::error::DomainResult;
 use crate::store::{Item, Key, KvStore, Query, SortCondition};
@@ -62,8 +60,19 @@ pub fn entries(c: &Customer) -> BTreeSet<Key> {
     keys
 }
 
-pub fn item(key: &Key, customer_id: &str) -> Item {
-    crate::store::record::pointer(key, "customer_search", "customer_id", customer_id)
+/// An entry is its key alone: the customer id is the sort key's tail, so a value would only
+/// repeat it (and made the index a third larger on disk).
+pub fn item(key: &Key) -> Item {
+    let mut item = Item::with_capacity(2);
+    item.insert(crate::store::PK.into(), key.pk.clone().into());
+    item.insert(crate::store::SK.into(), key.sk.clone().into());
+    item
+}
+
+/// The customer an entry points at. Entries written before carry it as `customer_id` too.
+fn customer_of(item: &Item) -> Option<String> {
+    let sk = item.get(crate::store::SK)?.as_str()?;
+    sk.rsplit_once(SEP).map(|(_, id)| id.to_owned())
 }
 
 /// Whether `q` is long enough for the index.
@@ -92,11 +101,7 @@ pub async fn candidates(store: &Arc<dyn KvStore>, q: &str) -> DomainResult<BTree
         let pages = store.query_many(&queries).await?;
         let mut next = Vec::new();
         for (mut query, page) in queries.into_iter().zip(pages) {
-            found.extend(page.items.iter().filter_map(|i| {
-                i.get("customer_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            }));
+            found.extend(page.items.iter().filter_map(customer_of));
             if let Some(after) = page.last_key {
                 query.start_after = Some(after);
                 next.push(query);
