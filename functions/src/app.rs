@@ -166,6 +166,7 @@ pub fn transfer_from(
             files: files.clone(),
             concurrency: 64,
             batch_rows: shared::transfer::import::BATCH_ROWS,
+            store_retry: shared::transfer::import::store_retry(),
         },
         exporter: Exporter {
             jobs: jobs.clone(),

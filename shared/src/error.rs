@@ -43,6 +43,9 @@ impl From<StoreError> for DomainError {
             StoreError::Throttled => {
                 DomainError::Unavailable("The store is busy, please retry shortly.".into())
             }
+            StoreError::Unavailable(reason) => DomainError::Unavailable(format!(
+                "The store did not answer ({reason}), please retry shortly."
+            )),
             StoreError::Conflict => DomainError::Conflict(
                 "The record was changed by another request at the same time, please retry.".into(),
             ),

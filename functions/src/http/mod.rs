@@ -94,8 +94,26 @@ impl Transfer {
                 let this = self.clone();
                 let id = job.id.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = this.run(&id, Default::default()).await {
-                        tracing::error!(job_id = %id, error = %e, "job stopped");
+                    // Nobody else picks the job up in this process: a run the store cut short
+                    // is started again (from the job's checkpoint) after a pause, and a run that
+                    // cannot go on fails the job, so its status never stays `running` for ever.
+                    let mut backoff = this.importer.store_retry.clone();
+                    loop {
+                        match this.run(&id, Default::default()).await {
+                            Ok(_) => break,
+                            Err(e @ shared::DomainError::Unavailable(_))
+                                if backoff.wait().await =>
+                            {
+                                tracing::warn!(job_id = %id, error = %e, "job paused, going on");
+                            }
+                            Err(e) => {
+                                tracing::error!(job_id = %id, error = %e, "job stopped");
+                                if let Err(e) = this.jobs.fail(&id, e.to_string()).await {
+                                    tracing::error!(job_id = %id, error = %e, "job left running");
+                                }
+                                break;
+                            }
+                        }
                     }
                 });
                 Ok(())

@@ -37,13 +37,32 @@ fn backend<E: std::fmt::Display>(e: E) -> StoreError {
 }
 
 /// Maps an SDK error that is not a condition failure: throttling after the SDK's own retries
-/// becomes [`StoreError::Throttled`], everything else a backend error with the service's message.
+/// becomes [`StoreError::Throttled`], a timeout, an unreachable endpoint or a 5xx
+/// [`StoreError::Unavailable`], everything else a backend error with the service's message.
 fn sdk_error<E, R>(error: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    // No answer, or the service's own fault: worth another try later.
+    let unanswered = match &error {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(failure) => failure.is_timeout() || failure.is_io(),
+        _ => false,
+    };
+    if unanswered {
+        return StoreError::Unavailable(format!(
+            "{}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+        ));
+    }
     let code = error.code().unwrap_or_default().to_owned();
+    if matches!(
+        code.as_str(),
+        "InternalServerError" | "ServiceUnavailable" | "ServiceUnavailableException"
+    ) {
+        return StoreError::Unavailable(code);
+    }
     if matches!(
         code.as_str(),
         "ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded"
@@ -574,7 +593,10 @@ impl KvStore for DynamoStore {
                         }
                     }
                     Err(e) => match sdk_error(e) {
-                        StoreError::Throttled => pending = chunk.to_vec(),
+                        // Puts and deletes are idempotent: a timed-out chunk is simply sent again.
+                        StoreError::Throttled | StoreError::Unavailable(_) => {
+                            pending = chunk.to_vec()
+                        }
                         other => return Err(other),
                     },
                 }

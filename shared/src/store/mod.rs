@@ -231,6 +231,10 @@ pub enum StoreError {
     /// The backend asked us to slow down and retries were exhausted.
     #[error("throttled by the store")]
     Throttled,
+    /// The store did not answer in time or could not be reached. A write may or may not have
+    /// been applied, so only idempotent work should be retried.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("invalid request to the store: {0}")]
     Invalid(String),
     #[error("store failure: {0}")]
@@ -276,9 +280,11 @@ pub trait KvStore: Send + Sync {
             .buffered(TRANSACT_EACH_CONCURRENCY)
             .collect()
             .await;
-        // Throttling and backend failures are the store's, not the transaction's.
+        // Throttling, timeouts and backend failures are the store's, not the transaction's.
         if let Some(e) = outcomes.iter().find_map(|o| match o {
-            Err(e @ (StoreError::Throttled | StoreError::Backend(_))) => Some(e.clone()),
+            Err(
+                e @ (StoreError::Throttled | StoreError::Unavailable(_) | StoreError::Backend(_)),
+            ) => Some(e.clone()),
             _ => None,
         }) {
             return Err(e);

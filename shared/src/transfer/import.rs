@@ -7,7 +7,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use serde_json::{Map, Value, json};
 use super::format::{self, AddressRecord, Header, ImportRecord, RowError};
 use super::{Job, JobStatus, Jobs};
 use crate::addresses::{Address, AddressPatch, AddressService};
+use crate::backoff::Backoff;
 use crate::customers::{Customer, CustomerDraft, CustomerPatch, CustomerService, normalize_email};
 use crate::error::{DomainError, DomainResult};
 use crate::files::FileStore;
@@ -88,6 +89,14 @@ pub struct Importer {
     pub concurrency: usize,
     /// Rows per batch (checkpoint).
     pub batch_rows: usize,
+    /// Pauses before a batch the store failed (busy, timed out, unreachable) is written again.
+    pub store_retry: Backoff,
+}
+
+/// Half a second doubling to half a minute, eight tries: rides out a throttled table or a
+/// network blip (about two minutes at most) before the run gives up at its checkpoint.
+pub fn store_retry() -> Backoff {
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(30), 8)
 }
 
 pub(crate) fn csv_line(fields: &[String]) -> String {
@@ -347,7 +356,7 @@ impl Importer {
                     job = self.jobs.save(&job, next).await?;
                 }
                 Parsed::Batch(batch) => {
-                    job = self.write_batch(job, batch).await?;
+                    job = self.write_batch_retrying(job, batch).await?;
                     let done = job.processed - started_rows;
                     if limits.max_rows.is_some_and(|max| done >= max)
                         || limits.deadline.is_some_and(|d| Instant::now() >= d)
@@ -397,13 +406,7 @@ impl Importer {
 
     pub(crate) async fn fail(&self, job: Job, message: String) -> DomainResult<Job> {
         tracing::warn!(job_id = %job.id, %message, "import failed");
-        let next = Job {
-            status: JobStatus::Failed,
-            message: Some(message),
-            finished_at: Some(self.jobs.now()),
-            ..job.clone()
-        };
-        self.jobs.save(&job, next).await
+        self.jobs.fail_job(&job, message).await
     }
 
     /// The row pipeline every import path shares (a streamed file, a batch of a Distributed
@@ -512,6 +515,28 @@ impl Importer {
                 original,
             )),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a batch, again after a pause when the store failed for now: every write is an
+    /// upsert, so repeating rows is harmless. When the store stays away the error ends the run
+    /// and the job waits at its last checkpoint for the next one.
+    async fn write_batch_retrying(&self, job: Job, batch: Batch) -> DomainResult<Job> {
+        let mut backoff = self.store_retry.clone();
+        loop {
+            let attempt = Batch {
+                rows: batch.rows.clone(),
+                ..batch
+            };
+            match self.write_batch(job.clone(), attempt).await {
+                Err(e @ DomainError::Unavailable(_)) => {
+                    tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
+                    if !backoff.wait().await {
+                        return Err(e);
+                    }
+                }
+                other => return other,
+            }
         }
     }
 

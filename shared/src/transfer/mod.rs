@@ -273,6 +273,27 @@ impl Jobs {
         }
     }
 
+    /// Ends a job that cannot go on, with the reason as its message; a finished job stays as
+    /// it is.
+    pub async fn fail(&self, id: &str, message: String) -> DomainResult<Job> {
+        let job = self.get(id).await?;
+        if job.status.is_finished() {
+            return Ok(job);
+        }
+        self.fail_job(&job, message).await
+    }
+
+    /// [`Jobs::fail`] for the job as the caller last saved it.
+    pub async fn fail_job(&self, job: &Job, message: String) -> DomainResult<Job> {
+        let next = Job {
+            status: JobStatus::Failed,
+            message: Some(message),
+            finished_at: Some(self.now()),
+            ..job.clone()
+        };
+        self.save(job, next).await
+    }
+
     /// Newest first.
     pub async fn list(&self, kind: JobKind, offset: usize, limit: usize) -> DomainResult<Vec<Job>> {
         let mut query = Query::new(Index::Gsi1, format!("JOBS#{}", kind.name()));

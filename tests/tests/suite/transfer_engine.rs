@@ -2,18 +2,20 @@
 //! seam, and the S3 path (files dropped into the bucket, events delivered twice) over moto.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use functions::http::{JobRunner, Transfer};
 use integration_tests::{Backend, both_backends, fresh_store, moto_endpoint, temp_dir};
 use serde_json::{Value, json};
+use shared::backoff::Backoff;
 use shared::customers::CustomerQuery;
 use shared::files::{FileStore, LocalFiles, S3Files};
 use shared::ports::{SystemClock, UlidGenerator};
 use shared::store::{BatchOp, Item, Key, KvStore, Query, QueryPage, StoreError, WriteOp};
-use shared::transfer::JobKind;
 use shared::transfer::import::RunLimits;
+use shared::transfer::{JobKind, JobStatus};
 
 fn shopify(rows: usize) -> String {
     let mut csv = String::from(
@@ -477,15 +479,31 @@ async fn distributed_map_imports_each_batch_once(backend: Backend) {
     );
 }
 
-/// Fails every `every`-th write with `Throttled` (what DynamoDB does once its retries run out).
+/// Fails every `every`-th write with `Throttled` (what DynamoDB does once its retries run out),
+/// and, while `down`, every write that touches a customer (customer partitions that stopped
+/// answering; the job's own item still saves, so what the job says can be checked).
 struct Throttling {
     inner: Arc<dyn KvStore>,
     calls: AtomicUsize,
     every: usize,
+    down: AtomicBool,
 }
 
 impl Throttling {
-    fn tick(&self) -> Result<(), StoreError> {
+    fn new(inner: Arc<dyn KvStore>, every: usize) -> Self {
+        Throttling {
+            inner,
+            calls: AtomicUsize::new(0),
+            every,
+            down: AtomicBool::new(false),
+        }
+    }
+
+    fn tick(&self, keys: impl IntoIterator<Item = Key>) -> Result<(), StoreError> {
+        let customers = keys.into_iter().any(|k| k.pk.starts_with("CUS"));
+        if customers && self.down.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("injected outage".into()));
+        }
         if self.calls.fetch_add(1, Ordering::Relaxed) % self.every == self.every - 1 {
             Err(StoreError::Throttled)
         } else {
@@ -503,11 +521,14 @@ impl KvStore for Throttling {
         self.inner.batch_get(keys).await
     }
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.tick()?;
+        self.tick(ops.iter().filter_map(|op| op.key().ok()))?;
         self.inner.transact(ops).await
     }
     async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
-        self.tick()?;
+        self.tick(ops.iter().filter_map(|op| match op {
+            BatchOp::Put(item) => Key::of(item).ok(),
+            BatchOp::Delete(key) => Some(key.clone()),
+        }))?;
         self.inner.batch_write(ops).await
     }
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {
@@ -518,7 +539,12 @@ impl KvStore for Throttling {
     }
 }
 
-async fn throttling_pauses_the_import_at_a_checkpoint(backend: Backend) {
+fn quick_retries() -> Backoff {
+    Backoff::new(Duration::from_millis(1), Duration::from_millis(5), 8)
+}
+
+/// Throttled batches are written again in place: one run imports every row exactly once.
+async fn throttled_batches_are_written_again(backend: Backend) {
     let Some(inner) = fresh_store(backend).await else {
         return;
     };
@@ -529,41 +555,110 @@ async fn throttling_pauses_the_import_at_a_checkpoint(backend: Backend) {
     };
     let folder = temp_dir("throttle");
     std::fs::write(folder.join("customers.csv"), shopify(rows)).unwrap();
-    let throttled: Arc<dyn KvStore> = Arc::new(Throttling {
-        inner: inner.clone(),
-        calls: AtomicUsize::new(0),
-        every: 37,
-    });
-    let t = transfer(throttled, Arc::new(LocalFiles::new(folder.clone())));
+    let throttled = Arc::new(Throttling::new(inner.clone(), 37));
+    let mut t = transfer(throttled.clone(), Arc::new(LocalFiles::new(folder.clone())));
+    t.importer.store_retry = quick_retries();
     let job = t
         .jobs
         .create(JobKind::Import, "customers.csv", None, None, None)
         .await
         .unwrap();
-    let mut attempts = 0;
-    let done = loop {
-        attempts += 1;
-        assert!(attempts < 100, "the import never finished");
-        match t.importer.run(&job.id, RunLimits::default()).await {
-            Ok(job) if job.status.is_finished() => break job,
-            Ok(job) => panic!("stopped without a limit: {job:?}"),
-            // The store is busy: the job waits at its last checkpoint; go on.
-            Err(shared::DomainError::Unavailable(_) | shared::DomainError::Conflict(_)) => continue,
-            Err(e) => panic!("{e}"),
-        }
-    };
-    assert!(attempts > 1, "throttling was injected");
+    let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
+    assert!(
+        throttled.calls.load(Ordering::Relaxed) > 37,
+        "throttling was injected"
+    );
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
     assert_eq!(done.processed, rows as u64);
     assert_eq!(done.failed, 0, "{done:?}");
     let clean = transfer(inner, Arc::new(LocalFiles::new(folder)));
     assert_eq!(customer_count(&clean).await, rows, "every row once");
 }
 
+/// A store that stays away ends the run with the job waiting at its checkpoint; the next run
+/// goes on from there. Run in process, the job is failed with the reason instead.
+async fn an_outage_pauses_the_import_at_a_checkpoint(backend: Backend) {
+    let Some(inner) = fresh_store(backend).await else {
+        return;
+    };
+    let rows = 100;
+    let folder = temp_dir("outage");
+    std::fs::write(folder.join("customers.csv"), shopify(rows)).unwrap();
+    let store = Arc::new(Throttling::new(inner.clone(), usize::MAX));
+    let mut t = transfer(store.clone(), Arc::new(LocalFiles::new(folder.clone())));
+    t.importer.store_retry = quick_retries();
+    let job = t
+        .jobs
+        .create(JobKind::Import, "customers.csv", None, None, None)
+        .await
+        .unwrap();
+    let paused = t
+        .importer
+        .run(
+            &job.id,
+            RunLimits {
+                max_rows: Some(40),
+                deadline: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(paused.processed, 40);
+    store.down.store(true, Ordering::Relaxed);
+    let error = t.importer.run(&job.id, RunLimits::default()).await;
+    assert!(
+        matches!(&error, Err(shared::DomainError::Unavailable(m)) if m.contains("injected outage")),
+        "{error:?}"
+    );
+    let waiting = t.jobs.get(&job.id).await.unwrap();
+    assert_eq!(waiting.status, JobStatus::Running);
+    assert_eq!(waiting.processed, 40, "nothing counted twice or lost");
+    store.down.store(false, Ordering::Relaxed);
+    let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+    assert_eq!(done.processed, rows as u64);
+    assert_eq!(customer_count(&t).await, rows, "every row once");
+
+    // In process nobody would come back for the job: after its retries it ends failed, saying why.
+    // Other customers: the same ones would be unchanged, and nothing written.
+    std::fs::write(
+        folder.join("more.csv"),
+        shopify(rows).replace('@', "+more@"),
+    )
+    .unwrap();
+    store.down.store(true, Ordering::Relaxed);
+    let job = t
+        .jobs
+        .create(JobKind::Import, "more.csv", None, None, None)
+        .await
+        .unwrap();
+    t.start(&job).await.unwrap();
+    let mut waited = 0;
+    let failed = loop {
+        let job = t.jobs.get(&job.id).await.unwrap();
+        if job.status.is_finished() {
+            break job;
+        }
+        waited += 1;
+        assert!(waited < 500, "the job stayed {:?}", job.status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert!(
+        failed
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("injected outage")),
+        "{failed:?}"
+    );
+}
+
 both_backends!(
     distributed_map_imports_each_batch_once,
     one_batch_mixes_new_repeated_and_known_customers,
     import_resumes_after_a_stop_and_a_crash,
-    throttling_pauses_the_import_at_a_checkpoint
+    throttled_batches_are_written_again,
+    an_outage_pauses_the_import_at_a_checkpoint
 );
 
 async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
