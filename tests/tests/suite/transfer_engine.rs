@@ -15,7 +15,7 @@ use shared::files::{FileStore, LocalFiles, S3Files};
 use shared::ports::{SystemClock, UlidGenerator};
 use shared::store::{BatchOp, Item, Key, KvStore, Query, QueryPage, StoreError, WriteOp};
 use shared::transfer::import::RunLimits;
-use shared::transfer::{JobKind, JobStatus};
+use shared::transfer::{Job, JobKind, JobStatus};
 
 fn shopify(rows: usize) -> String {
     let mut csv = String::from(
@@ -543,26 +543,36 @@ fn quick_retries() -> Backoff {
     Backoff::new(Duration::from_millis(1), Duration::from_millis(5), 8)
 }
 
-/// Throttled batches are written again in place: one run imports every row exactly once.
-async fn throttled_batches_are_written_again(backend: Backend) {
-    let Some(inner) = fresh_store(backend).await else {
-        return;
-    };
-    let rows = if backend == Backend::Embedded {
-        1_000
-    } else {
-        100
-    };
-    let folder = temp_dir("throttle");
+/// A job importing `rows` generated customers through a [`Throttling`] store, with quick retries.
+async fn import_through_faults(
+    backend: Backend,
+    rows: usize,
+    every: usize,
+) -> Option<(Arc<Throttling>, Transfer, Job, std::path::PathBuf)> {
+    let inner = fresh_store(backend).await?;
+    let folder = temp_dir("faults");
     std::fs::write(folder.join("customers.csv"), shopify(rows)).unwrap();
-    let throttled = Arc::new(Throttling::new(inner.clone(), 37));
-    let mut t = transfer(throttled.clone(), Arc::new(LocalFiles::new(folder.clone())));
+    let store = Arc::new(Throttling::new(inner, every));
+    let mut t = transfer(store.clone(), Arc::new(LocalFiles::new(folder.clone())));
     t.importer.store_retry = quick_retries();
     let job = t
         .jobs
         .create(JobKind::Import, "customers.csv", None, None, None)
         .await
         .unwrap();
+    Some((store, t, job, folder))
+}
+
+/// Throttled batches are written again in place: one run imports every row exactly once.
+async fn throttled_batches_are_written_again(backend: Backend) {
+    let rows = if backend == Backend::Embedded {
+        1_000
+    } else {
+        100
+    };
+    let Some((throttled, t, job, folder)) = import_through_faults(backend, rows, 37).await else {
+        return;
+    };
     let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
     assert!(
         throttled.calls.load(Ordering::Relaxed) > 37,
@@ -571,27 +581,18 @@ async fn throttled_batches_are_written_again(backend: Backend) {
     assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
     assert_eq!(done.processed, rows as u64);
     assert_eq!(done.failed, 0, "{done:?}");
-    let clean = transfer(inner, Arc::new(LocalFiles::new(folder)));
+    let clean = transfer(throttled.inner.clone(), Arc::new(LocalFiles::new(folder)));
     assert_eq!(customer_count(&clean).await, rows, "every row once");
 }
 
 /// A store that stays away ends the run with the job waiting at its checkpoint; the next run
 /// goes on from there. Run in process, the job is failed with the reason instead.
 async fn an_outage_pauses_the_import_at_a_checkpoint(backend: Backend) {
-    let Some(inner) = fresh_store(backend).await else {
+    let rows = 100;
+    let Some((store, t, job, folder)) = import_through_faults(backend, rows, usize::MAX).await
+    else {
         return;
     };
-    let rows = 100;
-    let folder = temp_dir("outage");
-    std::fs::write(folder.join("customers.csv"), shopify(rows)).unwrap();
-    let store = Arc::new(Throttling::new(inner.clone(), usize::MAX));
-    let mut t = transfer(store.clone(), Arc::new(LocalFiles::new(folder.clone())));
-    t.importer.store_retry = quick_retries();
-    let job = t
-        .jobs
-        .create(JobKind::Import, "customers.csv", None, None, None)
-        .await
-        .unwrap();
     let paused = t
         .importer
         .run(

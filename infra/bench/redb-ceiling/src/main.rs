@@ -1,0 +1,71 @@
+//! What redb alone can do with an import's write pattern, without our code around it: per
+//! customer one email marker read and written at a random place, three items next to each
+//! other (profile, address, default marker), and N search keys at random places; `ROWS` rows
+//! per commit.
+//!
+//! `cargo run --release --manifest-path infra/bench/redb-ceiling/Cargo.toml -- CUSTOMERS FILE
+//! SEARCH_KEYS ROWS_PER_COMMIT` prints customers/s. Run it with 0 search keys to see the rest.
+
+use std::time::Instant;
+
+use redb::{Database, ReadableTable, TableDefinition};
+
+const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
+const SEARCH: TableDefinition<&str, ()> = TableDefinition::new("search");
+
+/// A fixed scramble of `x`, so keys land all over the tree as emails and name suffixes do.
+fn scatter(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+fn arg(n: usize, name: &str) -> String {
+    std::env::args().nth(n).unwrap_or_else(|| {
+        panic!("usage: redb-ceiling CUSTOMERS FILE SEARCH_KEYS ROWS_PER_COMMIT (missing {name})")
+    })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let customers: u64 = arg(1, "CUSTOMERS").parse()?;
+    let path = arg(2, "FILE");
+    let search_keys: u64 = arg(3, "SEARCH_KEYS").parse()?;
+    let per_commit: u64 = arg(4, "ROWS_PER_COMMIT").parse::<u64>()?.max(1);
+    // The import's own page cache (16 MB) plus room: the cache is not what limits this.
+    let db = Database::builder().set_cache_size(48 << 20).create(&path)?;
+    let profile = vec![b'x'; 600];
+    let small = vec![b'y'; 60];
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < customers {
+        let txn = db.begin_write()?;
+        {
+            let mut items = txn.open_table(ITEMS)?;
+            let mut search = txn.open_table(SEARCH)?;
+            for i in done..(done + per_commit).min(customers) {
+                let email = format!("{:016x}", scatter(i * 31));
+                let taken = items.get(("EMAIL", email.as_str()))?.is_some();
+                assert!(!taken, "generated emails are unique");
+                items.insert(("EMAIL", email.as_str()), small.as_slice())?;
+                let id = format!("cus_{i:020}");
+                items.insert((id.as_str(), "CUSTOMER"), profile.as_slice())?;
+                items.insert((id.as_str(), "ADDRESS#1"), profile.as_slice())?;
+                items.insert((id.as_str(), "DEFAULT"), small.as_slice())?;
+                for k in 0..search_keys {
+                    let key = format!("{:016x}\u{1}{id}", scatter(i * 131 + k));
+                    search.insert(key.as_str(), ())?;
+                }
+            }
+        }
+        txn.commit()?;
+        done = (done + per_commit).min(customers);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{customers} customers, {search_keys} search keys each, {per_commit} per commit: {seconds:.1} s, {:.0} customers/s",
+        customers as f64 / seconds
+    );
+    Ok(())
+}
