@@ -609,8 +609,14 @@ impl AddressService {
                 });
             }
         }
+        let item = to_item(&written)?;
         match self.store.transact(ops).await {
             Ok(()) => Ok(written),
+            Err(StoreError::ConditionFailed { index: 0 })
+                if crate::store::holds_exactly(self.store.as_ref(), &item).await? =>
+            {
+                Ok(written)
+            }
             Err(StoreError::ConditionFailed { index: 0 }) if current.is_none() => Err(
                 DomainError::Internal(format!("address id {} already used", written.id)),
             ),

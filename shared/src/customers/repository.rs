@@ -210,6 +210,14 @@ impl CustomerRepository {
         let mut results = Vec::with_capacity(plans.len());
         let mut orphans = Vec::new();
         for ((c, first_extra, written_ahead), outcome) in plans.into_iter().zip(outcomes) {
+            let outcome = match outcome {
+                Err(StoreError::ConditionFailed { index: 0 })
+                    if crate::store::holds_exactly(self.store.as_ref(), &to_item(&c)?).await? =>
+                {
+                    Ok(())
+                }
+                other => other,
+            };
             let result = match outcome {
                 Ok(()) => Ok(()),
                 Err(StoreError::ConditionFailed { index }) if index >= first_extra => {

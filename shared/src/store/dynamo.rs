@@ -343,6 +343,9 @@ impl DynamoStore {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            // The SDK retries an attempt that timed out; with a token DynamoDB answers a retry of
+            // an applied transaction with success instead of failing its conditions.
+            .client_request_token(uuid::Uuid::new_v4().to_string())
             .send()
             .await
         {

@@ -241,6 +241,15 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// Whether `item` is exactly what the store holds at its key. After a write's first condition
+/// failed, this tells a write that was already applied — an attempt whose answer was lost (a
+/// timeout the SDK retried) — from one that really lost: ids are fresh and `updated_at` is in
+/// the item, so nobody else writes the very same item.
+pub async fn holds_exactly(store: &dyn KvStore, item: &Item) -> Result<bool, StoreError> {
+    let key = Key::of(item)?;
+    Ok(store.get(&key).await?.is_some_and(|stored| &stored == item))
+}
+
 /// The store port. Every method is atomic on its own; `transact` is all-or-nothing.
 #[async_trait]
 pub trait KvStore: Send + Sync {

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use shared::customers::{CustomerDraft, CustomerPatch, CustomerRepository, CustomerService};
 use shared::ports::{SystemClock, UlidGenerator};
 use shared::store::{
-    BatchOp, Condition, Index, Item, Key, KvStore, Query, SortCondition, StoreError, WriteOp,
+    BatchOp, Condition, Index, Item, Key, KvStore, Query, QueryPage, SortCondition, StoreError,
+    WriteOp,
 };
 
 fn item(pk: &str, sk: &str, extra: Value) -> Item {
@@ -501,7 +502,100 @@ async fn concurrent_updates_lose_nothing(backend: Backend) {
     assert!(ok >= 1);
 }
 
+/// Applies every transaction, then sends it again and answers with the second outcome: what a
+/// client sees when the answer to an applied write was lost and the SDK retried it.
+struct AnswerLost {
+    inner: Arc<dyn KvStore>,
+}
+
+#[async_trait::async_trait]
+impl KvStore for AnswerLost {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        self.inner.batch_get(keys).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.inner.transact(ops.clone()).await?;
+        self.inner.transact(ops).await
+    }
+    async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
+        self.inner.batch_write(ops).await
+    }
+    async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {
+        self.inner.query(query).await
+    }
+}
+
+async fn creates_retried_after_a_lost_answer_succeed(backend: Backend) {
+    let inner = store(backend).await;
+    let lossy: Arc<dyn KvStore> = Arc::new(AnswerLost {
+        inner: inner.clone(),
+    });
+    let customers = service(lossy.clone());
+    let created = customers
+        .create(
+            CustomerDraft {
+                email: Some("lost@example.com".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .expect("the retry met the create it had applied");
+    let addresses = shared::addresses::AddressService::new(
+        lossy,
+        Arc::new(SystemClock),
+        Arc::new(UlidGenerator::default()),
+    );
+    let patch = shared::addresses::AddressPatch {
+        text: vec![("address_1", Some("1 Main St".into()))],
+        is_default_shipping: Some(true),
+        is_default_billing: None,
+        metadata: None,
+    };
+    addresses
+        .create(&created.id, &patch)
+        .await
+        .expect("the retry met the address it had applied");
+    // A write that really lost still says so: the same email again is a duplicate.
+    let again = customers
+        .create(
+            CustomerDraft {
+                email: Some("LOST@example.com".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await;
+    assert!(
+        matches!(&again, Err(shared::DomainError::InvalidData(m)) if m.contains("already exists")),
+        "{again:?}"
+    );
+    let clean = service(inner.clone());
+    let page = clean
+        .list(&shared::customers::CustomerQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.count, 1, "one customer");
+    let clean_addresses = shared::addresses::AddressService::new(
+        inner,
+        Arc::new(SystemClock),
+        Arc::new(UlidGenerator::default()),
+    );
+    let (listed, count) = clean_addresses
+        .list(&created.id, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(count, 1, "one address: {listed:?}");
+}
+
 both_backends!(
+    creates_retried_after_a_lost_answer_succeed,
     get_put_delete_and_conditions,
     transactions_are_all_or_nothing,
     transactions_handed_over_together_stand_alone,
