@@ -609,11 +609,11 @@ impl AddressService {
                 });
             }
         }
-        let item = to_item(&written)?;
         match self.store.transact(ops).await {
             Ok(()) => Ok(written),
             Err(StoreError::ConditionFailed { index: 0 })
-                if crate::store::holds_exactly(self.store.as_ref(), &item).await? =>
+                if crate::store::holds_exactly(self.store.as_ref(), &to_item(&written)?)
+                    .await? =>
             {
                 Ok(written)
             }

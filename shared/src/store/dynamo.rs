@@ -589,22 +589,25 @@ impl KvStore for DynamoStore {
                     .request_items(&self.table, std::mem::take(&mut pending))
                     .send()
                     .await;
-                match out {
+                // Why the chunk is not done yet: what the caller hears if the retries run out.
+                let unfinished = match out {
                     Ok(out) => {
                         if let Some(mut rest) = out.unprocessed_items {
                             pending = rest.remove(&self.table).unwrap_or_default();
                         }
+                        StoreError::Throttled
                     }
                     Err(e) => match sdk_error(e) {
                         // Puts and deletes are idempotent: a timed-out chunk is simply sent again.
-                        StoreError::Throttled | StoreError::Unavailable(_) => {
-                            pending = chunk.to_vec()
+                        e @ (StoreError::Throttled | StoreError::Unavailable(_)) => {
+                            pending = chunk.to_vec();
+                            e
                         }
                         other => return Err(other),
                     },
-                }
+                };
                 if !pending.is_empty() && !backoff.wait().await {
-                    return Err(StoreError::Throttled);
+                    return Err(unfinished);
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use shared::store::dynamo::DynamoStore;
-use shared::store::{BatchOp, Key, KvStore};
+use shared::store::{BatchOp, Key, KvStore, StoreError, WriteOp};
 
 #[derive(Default)]
 struct Seen {
@@ -113,5 +113,112 @@ async fn unprocessed_items_and_keys_are_retried_until_done() {
             .unwrap()
             .len(),
         1
+    );
+}
+
+/// A client that tries each request once: the SDK's own retries would only slow the test.
+async fn client_trying_once(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+/// Fails every `TransactWriteItems` and the first `BatchWriteItem` with DynamoDB's 500.
+async fn failing_dynamodb(seen: Arc<Mutex<Seen>>) -> String {
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .trim_start_matches("DynamoDB_20120810.")
+                    .to_owned();
+                let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                let mut seen = seen.lock().unwrap();
+                let first = !seen.calls.iter().any(|(t, _)| *t == target);
+                seen.calls.push((target.clone(), request));
+                let fail = target == "TransactWriteItems" || first;
+                let (status, answer) = if fail {
+                    (
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "stand-in failure"}),
+                    )
+                } else {
+                    (axum::http::StatusCode::OK, json!({"UnprocessedItems": {}}))
+                };
+                (
+                    status,
+                    [("content-type", "application/x-amz-json-1.0")],
+                    answer.to_string(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+fn item(pk: &str) -> shared::store::Item {
+    let mut item = shared::store::Item::new();
+    item.insert("pk".into(), json!(pk));
+    item.insert("sk".into(), json!("S"));
+    item
+}
+
+#[tokio::test]
+async fn a_store_that_fails_or_cannot_be_reached_is_unavailable() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let endpoint = failing_dynamodb(seen.clone()).await;
+    let store = DynamoStore::new(client_trying_once(&endpoint).await, "t");
+    let put = |pk: &str| WriteOp::Put {
+        item: item(pk),
+        condition: None,
+    };
+    let refused = store.transact(vec![put("A"), put("B")]).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Unavailable(m)) if m.contains("InternalServerError")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        shared::DomainError::from(refused.unwrap_err()).to_string(),
+        "The store did not answer (InternalServerError), please retry shortly."
+    );
+    store
+        .batch_write(vec![BatchOp::Put(item("C"))])
+        .await
+        .expect("the failed chunk is sent again");
+    let calls = seen.lock().unwrap().calls.clone();
+    let token = calls
+        .iter()
+        .find(|(t, _)| t == "TransactWriteItems")
+        .and_then(|(_, body)| body["ClientRequestToken"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    assert!(!token.is_empty(), "a transaction carries a request token");
+    let writes = calls.iter().filter(|(t, _)| t == "BatchWriteItem").count();
+    assert_eq!(writes, 2, "the chunk went again after the 500");
+
+    // Nothing listens there any more: the connection is refused.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = closed.local_addr().unwrap();
+    drop(closed);
+    let nowhere = DynamoStore::new(client_trying_once(&format!("http://{address}")).await, "t");
+    let unreachable = nowhere.get(&Key::new("A", "S")).await;
+    assert!(
+        matches!(unreachable, Err(StoreError::Unavailable(_))),
+        "{unreachable:?}"
     );
 }

@@ -2,7 +2,7 @@
 //! seam, and the S3 path (files dropped into the bucket, events delivered twice) over moto.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -480,13 +480,13 @@ async fn distributed_map_imports_each_batch_once(backend: Backend) {
 }
 
 /// Fails every `every`-th write with `Throttled` (what DynamoDB does once its retries run out),
-/// and, while `down`, every write that touches a customer (customer partitions that stopped
+/// and the next `outage` writes that touch a customer (customer partitions that stopped
 /// answering; the job's own item still saves, so what the job says can be checked).
 struct Throttling {
     inner: Arc<dyn KvStore>,
     calls: AtomicUsize,
     every: usize,
-    down: AtomicBool,
+    outage: AtomicUsize,
 }
 
 impl Throttling {
@@ -495,13 +495,18 @@ impl Throttling {
             inner,
             calls: AtomicUsize::new(0),
             every,
-            down: AtomicBool::new(false),
+            outage: AtomicUsize::new(0),
         }
     }
 
     fn tick(&self, keys: impl IntoIterator<Item = Key>) -> Result<(), StoreError> {
         let customers = keys.into_iter().any(|k| k.pk.starts_with("CUS"));
-        if customers && self.down.load(Ordering::Relaxed) {
+        if customers
+            && self
+                .outage
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        {
             return Err(StoreError::Unavailable("injected outage".into()));
         }
         if self.calls.fetch_add(1, Ordering::Relaxed) % self.every == self.every - 1 {
@@ -563,6 +568,18 @@ async fn import_through_faults(
     Some((store, t, job, folder))
 }
 
+/// The job once a run started in process has ended it.
+async fn finished(t: &Transfer, id: &str) -> Job {
+    for _ in 0..500 {
+        let job = t.jobs.get(id).await.unwrap();
+        if job.status.is_finished() {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("job {id} never finished");
+}
+
 /// Throttled batches are written again in place: one run imports every row exactly once.
 async fn throttled_batches_are_written_again(backend: Backend) {
     let rows = if backend == Backend::Embedded {
@@ -589,7 +606,7 @@ async fn throttled_batches_are_written_again(backend: Backend) {
 /// goes on from there. Run in process, the job is failed with the reason instead.
 async fn an_outage_pauses_the_import_at_a_checkpoint(backend: Backend) {
     let rows = 100;
-    let Some((store, t, job, folder)) = import_through_faults(backend, rows, usize::MAX).await
+    let Some((store, mut t, job, folder)) = import_through_faults(backend, rows, usize::MAX).await
     else {
         return;
     };
@@ -605,7 +622,7 @@ async fn an_outage_pauses_the_import_at_a_checkpoint(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(paused.processed, 40);
-    store.down.store(true, Ordering::Relaxed);
+    store.outage.store(usize::MAX, Ordering::Relaxed);
     let error = t.importer.run(&job.id, RunLimits::default()).await;
     assert!(
         matches!(&error, Err(shared::DomainError::Unavailable(m)) if m.contains("injected outage")),
@@ -614,36 +631,52 @@ async fn an_outage_pauses_the_import_at_a_checkpoint(backend: Backend) {
     let waiting = t.jobs.get(&job.id).await.unwrap();
     assert_eq!(waiting.status, JobStatus::Running);
     assert_eq!(waiting.processed, 40, "nothing counted twice or lost");
-    store.down.store(false, Ordering::Relaxed);
+    store.outage.store(0, Ordering::Relaxed);
     let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
     assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
     assert_eq!(done.processed, rows as u64);
     assert_eq!(customer_count(&t).await, rows, "every row once");
 
-    // In process nobody would come back for the job: after its retries it ends failed, saying why.
-    // Other customers: the same ones would be unchanged, and nothing written.
+    // In process nobody else would come back for a job: the runner starts a cut-short run
+    // again. Three tries of a batch (twenty writes each) cannot outlast this outage, so only a
+    // new run gets the job through. Other customers: the same ones would be unchanged.
+    std::fs::write(
+        folder.join("again.csv"),
+        shopify(rows).replace('@', "+again@"),
+    )
+    .unwrap();
+    t.importer.store_retry = Backoff::new(Duration::from_millis(1), Duration::from_millis(5), 2);
+    let job = t
+        .jobs
+        .create(JobKind::Import, "again.csv", None, None, None)
+        .await
+        .unwrap();
+    store.outage.store(100, Ordering::Relaxed);
+    t.start(&job).await.unwrap();
+    let resumed = finished(&t, &job.id).await;
+    assert_eq!(resumed.status, JobStatus::Succeeded, "{resumed:?}");
+    assert_eq!(resumed.processed, rows as u64);
+    assert_eq!(
+        store.outage.load(Ordering::Relaxed),
+        0,
+        "the outage was met"
+    );
+    assert_eq!(customer_count(&t).await, 2 * rows, "every row once");
+
+    // When the store stays away, the job ends failed, saying why.
     std::fs::write(
         folder.join("more.csv"),
         shopify(rows).replace('@', "+more@"),
     )
     .unwrap();
-    store.down.store(true, Ordering::Relaxed);
     let job = t
         .jobs
         .create(JobKind::Import, "more.csv", None, None, None)
         .await
         .unwrap();
+    store.outage.store(usize::MAX, Ordering::Relaxed);
     t.start(&job).await.unwrap();
-    let mut waited = 0;
-    let failed = loop {
-        let job = t.jobs.get(&job.id).await.unwrap();
-        if job.status.is_finished() {
-            break job;
-        }
-        waited += 1;
-        assert!(waited < 500, "the job stayed {:?}", job.status);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let failed = finished(&t, &job.id).await;
     assert_eq!(failed.status, JobStatus::Failed);
     assert!(
         failed
