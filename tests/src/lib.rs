@@ -52,15 +52,26 @@ pub fn temp_dir(prefix: &str) -> PathBuf {
 }
 
 pub async fn dynamo_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    aws_sdk_dynamodb::Client::new(&local_aws(endpoint).load().await)
+}
+
+/// A client that tries each request once: for stand-in endpoints that fail on purpose, where
+/// the SDK's own retries would only slow the test down.
+pub async fn dynamo_client_trying_once(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = local_aws(endpoint)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+fn local_aws(endpoint: &str) -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "test", "test", None, None, "static",
         ))
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
 }
 
 /// A fresh, empty store of the given kind; `None` when the backend is unavailable (see

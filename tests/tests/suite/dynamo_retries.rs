@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use shared::store::dynamo::DynamoStore;
 use shared::store::{BatchOp, Key, KvStore, StoreError, WriteOp};
@@ -13,8 +13,11 @@ struct Seen {
     calls: Vec<(String, Value)>,
 }
 
-/// Answers the first batch call of each kind with its last request left unprocessed.
-async fn fake_dynamodb(seen: Arc<Mutex<Seen>>) -> String {
+/// What the stand-in answers: status and body for (operation, request, first call of it).
+type Answer = fn(&str, &Value, bool) -> (StatusCode, Value);
+
+/// A stand-in DynamoDB endpoint that records every call and answers with `answer`.
+async fn stand_in(seen: Arc<Mutex<Seen>>, answer: Answer) -> String {
     let app = axum::Router::new().route(
         "/",
         axum::routing::post(move |headers: HeaderMap, body: String| {
@@ -29,30 +32,12 @@ async fn fake_dynamodb(seen: Arc<Mutex<Seen>>) -> String {
                 let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 let mut seen = seen.lock().unwrap();
                 let first = !seen.calls.iter().any(|(t, _)| *t == target);
-                seen.calls.push((target.clone(), request.clone()));
-                let answer = match target.as_str() {
-                    "BatchWriteItem" => {
-                        let items = request["RequestItems"]["t"].as_array().cloned().unwrap_or_default();
-                        let rest = if first { vec![items.last().cloned().unwrap_or(Value::Null)] } else { vec![] };
-                        json!({"UnprocessedItems": if rest.is_empty() { json!({}) } else { json!({"t": rest}) }})
-                    }
-                    "BatchGetItem" => {
-                        let keys = request["RequestItems"]["t"]["Keys"].as_array().cloned().unwrap_or_default();
-                        let (served, rest) = if first { keys.split_at(keys.len() - 1) } else { (&keys[..], &[][..]) };
-                        let items: Vec<Value> = served
-                            .iter()
-                            .map(|k| json!({"pk": k["pk"], "sk": k["sk"], "n": {"N": "1"}}))
-                            .collect();
-                        json!({
-                            "Responses": {"t": items},
-                            "UnprocessedKeys": if rest.is_empty() { json!({}) } else { json!({"t": {"Keys": rest}}) }
-                        })
-                    }
-                    _ => json!({}),
-                };
+                let (status, reply) = answer(&target, &request, first);
+                seen.calls.push((target, request));
                 (
+                    status,
                     [("content-type", "application/x-amz-json-1.0")],
-                    answer.to_string(),
+                    reply.to_string(),
                 )
             }
         }),
@@ -65,10 +50,49 @@ async fn fake_dynamodb(seen: Arc<Mutex<Seen>>) -> String {
     format!("http://{addr}")
 }
 
+/// Answers the first batch call of each kind with its last request left unprocessed.
+fn leaving_the_last_unprocessed(target: &str, request: &Value, first: bool) -> (StatusCode, Value) {
+    let answer = match target {
+        "BatchWriteItem" => {
+            let items = request["RequestItems"]["t"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let rest = if first {
+                vec![items.last().cloned().unwrap_or(Value::Null)]
+            } else {
+                vec![]
+            };
+            json!({"UnprocessedItems": if rest.is_empty() { json!({}) } else { json!({"t": rest}) }})
+        }
+        "BatchGetItem" => {
+            let keys = request["RequestItems"]["t"]["Keys"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let (served, rest) = if first {
+                keys.split_at(keys.len() - 1)
+            } else {
+                (&keys[..], &[][..])
+            };
+            let items: Vec<Value> = served
+                .iter()
+                .map(|k| json!({"pk": k["pk"], "sk": k["sk"], "n": {"N": "1"}}))
+                .collect();
+            json!({
+                "Responses": {"t": items},
+                "UnprocessedKeys": if rest.is_empty() { json!({}) } else { json!({"t": {"Keys": rest}}) }
+            })
+        }
+        _ => json!({}),
+    };
+    (StatusCode::OK, answer)
+}
+
 #[tokio::test]
 async fn unprocessed_items_and_keys_are_retried_until_done() {
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let endpoint = fake_dynamodb(seen.clone()).await;
+    let endpoint = stand_in(seen.clone(), leaving_the_last_unprocessed).await;
     let store = DynamoStore::new(integration_tests::dynamo_client(&endpoint).await, "t");
     let puts: Vec<BatchOp> = (0..3)
         .map(|i| {
@@ -116,60 +140,16 @@ async fn unprocessed_items_and_keys_are_retried_until_done() {
     );
 }
 
-/// A client that tries each request once: the SDK's own retries would only slow the test.
-async fn client_trying_once(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
-}
-
-/// Fails every `TransactWriteItems` and the first `BatchWriteItem` with DynamoDB's 500.
-async fn failing_dynamodb(seen: Arc<Mutex<Seen>>) -> String {
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let seen = seen.clone();
-            async move {
-                let target = headers
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .trim_start_matches("DynamoDB_20120810.")
-                    .to_owned();
-                let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                let mut seen = seen.lock().unwrap();
-                let first = !seen.calls.iter().any(|(t, _)| *t == target);
-                seen.calls.push((target.clone(), request));
-                let fail = target == "TransactWriteItems" || first;
-                let (status, answer) = if fail {
-                    (
-                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        json!({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "stand-in failure"}),
-                    )
-                } else {
-                    (axum::http::StatusCode::OK, json!({"UnprocessedItems": {}}))
-                };
-                (
-                    status,
-                    [("content-type", "application/x-amz-json-1.0")],
-                    answer.to_string(),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
+/// Fails every `TransactWriteItems` and the first call of anything else with DynamoDB's 500.
+fn failing(target: &str, _: &Value, first: bool) -> (StatusCode, Value) {
+    if target == "TransactWriteItems" || first {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "stand-in failure"}),
+        )
+    } else {
+        (StatusCode::OK, json!({"UnprocessedItems": {}}))
+    }
 }
 
 fn item(pk: &str) -> shared::store::Item {
@@ -182,8 +162,11 @@ fn item(pk: &str) -> shared::store::Item {
 #[tokio::test]
 async fn a_store_that_fails_or_cannot_be_reached_is_unavailable() {
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let endpoint = failing_dynamodb(seen.clone()).await;
-    let store = DynamoStore::new(client_trying_once(&endpoint).await, "t");
+    let endpoint = stand_in(seen.clone(), failing).await;
+    let store = DynamoStore::new(
+        integration_tests::dynamo_client_trying_once(&endpoint).await,
+        "t",
+    );
     let put = |pk: &str| WriteOp::Put {
         item: item(pk),
         condition: None,
@@ -215,7 +198,10 @@ async fn a_store_that_fails_or_cannot_be_reached_is_unavailable() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = closed.local_addr().unwrap();
     drop(closed);
-    let nowhere = DynamoStore::new(client_trying_once(&format!("http://{address}")).await, "t");
+    let nowhere = DynamoStore::new(
+        integration_tests::dynamo_client_trying_once(&format!("http://{address}")).await,
+        "t",
+    );
     let unreachable = nowhere.get(&Key::new("A", "S")).await;
     assert!(
         matches!(unreachable, Err(StoreError::Unavailable(_))),
