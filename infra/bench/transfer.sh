@@ -4,9 +4,9 @@
 #  2. parse + validate only (`import --dry-run`): rows/s and peak RSS;
 #  3. full import into a fresh embedded store: rows/s and peak RSS;
 #  4. export of the imported customers to CSV: rows/s and peak RSS;
-#  5. full import into DynamoDB on moto (MOTO_ROWS, default 10,000, about nine minutes; 0 skips
-#     it; moto serves one request at a time, so this measures moto more than us): rows/s. moto
-#     grows by about 1 MB per row, so 20,000 rows need some 22 GB of memory.
+#  5. full import into DynamoDB on moto (MOTO_ROWS, default 20,000, about twelve minutes; 0 skips
+#     it; moto serves one request at a time, so this measures moto more than us): rows/s, and
+#     moto's own memory at the end.
 # Needs: python3, /usr/bin/time; moto in the test venv for step 5 (tests/run.sh installs it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -66,14 +66,15 @@ for rows in $SIZES; do
 done
 
 TOOLS=${TOOLS_VENV:-$HOME/.cache/customer-module/tools}
-if [ "${MOTO_ROWS:-10000}" != 0 ] && [ -x "$TOOLS/bin/python" ]; then
+if [ "${MOTO_ROWS:-20000}" != 0 ] && [ -x "$TOOLS/bin/python" ]; then
   PORT=$("$TOOLS/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$TOOLS/bin/python" infra/moto_server.py -H 127.0.0.1 -p "$PORT" >"$WORK/moto.log" 2>&1 &
   MOTO_PID=$!
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/moto-api/" && break; sleep 0.1; done
-  generate "${MOTO_ROWS:-10000}" "$WORK/shopify-moto.csv"
-  echo "==> ${MOTO_ROWS:-10000} rows into DynamoDB on moto"
+  generate "${MOTO_ROWS:-20000}" "$WORK/shopify-moto.csv"
+  echo "==> ${MOTO_ROWS:-20000} rows into DynamoDB on moto"
   DATA_DIR=$WORK/data-moto STORE=dynamodb TABLE_NAME=bench CREATE_TABLE=true \
     AWS_ENDPOINT_URL=http://127.0.0.1:$PORT AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-    measure "import, DynamoDB on moto (${MOTO_ROWS:-10000})" "$BIN" import "$WORK/shopify-moto.csv"
+    measure "import, DynamoDB on moto (${MOTO_ROWS:-20000})" "$BIN" import "$WORK/shopify-moto.csv"
+  echo "moto's own RSS at the end: $(( $(ps -o rss= -p "$MOTO_PID") / 1024 )) MB"
 fi
