@@ -1,5 +1,6 @@
 //! Builds the application state from the configuration: clients once, then the ports.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use shared::addresses::AddressService;
@@ -143,6 +144,7 @@ pub fn transfer_from(
     domain: &Services,
     files: Arc<dyn FileStore>,
     runner: JobRunner,
+    spill_dir: PathBuf,
 ) -> Transfer {
     let jobs = domain.jobs.clone();
     let bulk = match store.deferred() {
@@ -167,6 +169,7 @@ pub fn transfer_from(
             concurrency: 64,
             batch_rows: shared::transfer::import::BATCH_ROWS,
             store_retry: shared::transfer::import::store_retry(),
+            spill_dir,
         },
         exporter: Exporter {
             jobs: jobs.clone(),
@@ -318,9 +321,24 @@ pub async fn build_state(
             .await
             .map_err(|e| StartupError(format!("cannot create the first staff user: {e}")))?;
     }
-    let transfer = open_files(config)
-        .await
-        .map(|files| transfer_from(&store, &domain, files, JobRunner::InProcess));
+    let transfer = open_files(config).await.map(|files| {
+        transfer_from(
+            &store,
+            &domain,
+            files,
+            JobRunner::InProcess,
+            config.data_dir.join("spill"),
+        )
+    });
+    if let Some(transfer) = &transfer {
+        // A bulk load cut short (a crash, a stop) may have left customers to index for search.
+        let importer = transfer.importer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = importer.index_pending().await {
+                tracing::warn!(error = %e, "customers of an earlier bulk load not indexed yet");
+            }
+        });
+    }
     Ok(state_from(
         domain,
         identity,
@@ -392,7 +410,13 @@ pub async fn build_lambda_transfer_state(config: &Config) -> Result<AppState, St
     let files = open_files(config)
         .await
         .ok_or_else(|| StartupError("BUCKET_NAME is required by this function".into()))?;
-    let transfer = transfer_from(&store, &domain, files, JobRunner::ViaBucket);
+    let transfer = transfer_from(
+        &store,
+        &domain,
+        files,
+        JobRunner::ViaBucket,
+        std::env::temp_dir(),
+    );
     let auth = Authenticator::new(verifiers, store);
     Ok(state_from(domain, None, None, auth, config, Some(transfer)))
 }

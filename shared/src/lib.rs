@@ -14,6 +14,7 @@ pub mod grants;
 pub mod groups;
 pub mod ports;
 pub mod roles;
+pub mod sort;
 pub mod store;
 pub mod transfer;
 

@@ -141,10 +141,18 @@ impl TestServer {
         backend: Backend,
         configure: impl FnOnce(&mut Config),
     ) -> Option<TestServer> {
+        let store = fresh_store(backend).await?;
+        Some(TestServer::start_on(store, configure).await)
+    }
+
+    /// A server over a store that already holds data.
+    pub async fn start_on(
+        store: Arc<dyn KvStore>,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
         if std::env::var_os("RUST_LOG").is_some() {
             functions::app::init_tracing(false);
         }
-        let store = fresh_store(backend).await?;
         let data_dir = temp_dir("server");
         let mut config = test_config(data_dir.clone());
         configure(&mut config);
@@ -181,7 +189,7 @@ impl TestServer {
             .await;
         assert_eq!(status, 200, "admin login failed: {body}");
         server.token = body["token"].as_str().expect("token").to_owned();
-        Some(server)
+        server
     }
 
     /// Sends a request (as the admin when `authed`) and returns status and JSON body

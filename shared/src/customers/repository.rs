@@ -10,6 +10,7 @@
 //! The marker makes (email, has_account) unique among live customers in the same transaction as
 //! the profile write; the counter moves in that transaction too, so counts are exact.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 use super::listing::{CustomerOrder, CustomerQuery, Direction};
+use super::search::BulkEntries;
 use super::{Customer, normalize_text, search};
 use crate::error::{DomainError, DomainResult};
 use crate::store::merge::MergedQuery;
@@ -26,6 +28,19 @@ use crate::store::{
 };
 
 const SHARDS: u32 = 8;
+/// Pending customers read at a time when indexing them or searching them.
+const INDEX_PAGE: usize = 1000;
+/// Search entries written per commit when indexing pending customers: a few thousand pages.
+const INDEX_WRITE: usize = 20_000;
+
+/// When a new customer's search entries are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchEntries {
+    /// With the customer (or just before it).
+    Now,
+    /// By [`CustomerRepository::index_pending`], after a bulk load: a marker until then.
+    Later,
+}
 const SEP: char = '\u{1}';
 /// Sorts after every real value: customers without the field come last in ascending order.
 const NULL_LAST: &str = "\u{FFFF}";
@@ -152,7 +167,9 @@ impl CustomerRepository {
     /// Writes a new customer, with `extra` writes in the same transaction (an identity link);
     /// a failed condition among them is reported as [`EXTRA_CONDITION_FAILED`].
     pub async fn create(&self, c: &Customer, extra: Vec<WriteOp>) -> DomainResult<()> {
-        let mut outcomes = self.create_many(vec![(c.clone(), extra)]).await?;
+        let mut outcomes = self
+            .create_many(vec![(c.clone(), extra)], SearchEntries::Now)
+            .await?;
         outcomes
             .pop()
             .unwrap_or_else(|| Err(DomainError::Internal("lost outcome".into())))
@@ -166,17 +183,17 @@ impl CustomerRepository {
     /// Search entries go in before the profile and stale ones out after it, so the search index
     /// is always a superset of what the profiles hold (see `search`). Where a transaction costs
     /// no more than a batch, the entries ride in the customer's own transaction when they fit.
+    /// `SearchEntries::Later` writes a pending marker in their place (see `search`).
     pub async fn create_many(
         &self,
         customers: Vec<(Customer, Vec<WriteOp>)>,
+        search_entries: SearchEntries,
     ) -> DomainResult<Vec<DomainResult<()>>> {
         let cheap = self.store.transactions_are_cheap();
         let mut plans = Vec::with_capacity(customers.len());
         let mut transactions = Vec::with_capacity(customers.len());
         let mut ahead = Vec::new();
         for (c, extra) in customers {
-            let entries = search::entries(&c);
-            let inline = cheap && entries.len() + extra.len() + 3 <= MAX_TRANSACTION_OPS;
             let mut ops = vec![WriteOp::Put {
                 item: to_item(&c)?,
                 condition: Some(Condition::NotExists),
@@ -192,6 +209,17 @@ impl CustomerRepository {
             });
             let first_extra = ops.len();
             ops.extend(extra);
+            if search_entries == SearchEntries::Later && ops.len() < MAX_TRANSACTION_OPS {
+                ops.push(WriteOp::Put {
+                    item: search::pending_item(&c.id),
+                    condition: None,
+                });
+                transactions.push(ops);
+                plans.push((c, first_extra, None));
+                continue;
+            }
+            let entries = search::entries(&c);
+            let inline = cheap && entries.len() + ops.len() <= MAX_TRANSACTION_OPS;
             if inline {
                 ops.extend(entries.iter().map(|k| WriteOp::Put {
                     item: search::item(k),
@@ -242,6 +270,60 @@ impl CustomerRepository {
             tracing::warn!(error = %e, "left search entries of failed creates");
         }
         Ok(results)
+    }
+
+    /// Writes the search entries of every customer a bulk load marked as pending, in key order
+    /// (spilling sorted runs under `spill_dir`), then takes the markers away: after a crash
+    /// the markers are still there and this runs again. Returns how many customers it indexed.
+    pub async fn index_pending(&self, spill_dir: &Path) -> DomainResult<u64> {
+        let bulk = BulkEntries::new(spill_dir)?;
+        let mut after = None;
+        loop {
+            let (mut ids, next) = search::pending_page(&self.store, after, INDEX_PAGE).await?;
+            for customer in self.by_ids(&ids).await? {
+                ids.retain(|id| *id != customer.id);
+                bulk.add(customer)?;
+            }
+            for gone in ids {
+                bulk.add_marker(gone)?;
+            }
+            match next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        self.write_bulk_entries(bulk).await
+    }
+
+    /// Writes the entries gathered in key order, then takes their customers' markers away.
+    pub async fn write_bulk_entries(&self, bulk: BulkEntries) -> DomainResult<u64> {
+        let customers = bulk.markers();
+        if customers == 0 {
+            return Ok(0);
+        }
+        tracing::info!(
+            customers,
+            "writing search entries of a bulk load in key order"
+        );
+        let (entries, markers) = bulk.sorted()?;
+        let mut puts = Vec::with_capacity(INDEX_WRITE);
+        for key in entries {
+            puts.push(BatchOp::Put(search::item(&key?)));
+            if puts.len() >= INDEX_WRITE {
+                self.store.batch_write(std::mem::take(&mut puts)).await?;
+            }
+        }
+        self.store.batch_write(puts).await?;
+        let mut deletes = Vec::with_capacity(INDEX_WRITE);
+        for key in markers {
+            deletes.push(BatchOp::Delete(key?));
+            if deletes.len() >= INDEX_WRITE {
+                self.store.batch_write(std::mem::take(&mut deletes)).await?;
+            }
+        }
+        self.store.batch_write(deletes).await?;
+        tracing::info!(customers, "indexed customers of a bulk load for search");
+        Ok(customers)
     }
 
     async fn put_search_entries(&self, keys: &BTreeSet<Key>) -> DomainResult<()> {
@@ -497,11 +579,25 @@ impl CustomerRepository {
                 Some(self.by_ids(&ids).await?)
             }
             (None, None, Some(q)) => {
-                let ids: Vec<String> = search::candidates(&self.store, q)
-                    .await?
-                    .into_iter()
-                    .collect();
-                Some(self.by_ids(&ids).await?)
+                let ids = search::candidates(&self.store, q).await?;
+                let listed: Vec<String> = ids.iter().cloned().collect();
+                let mut found = self.by_ids(&listed).await?;
+                // Customers of a bulk load not in the index yet: read in pages, matches kept
+                // (a small first page, as there are usually none).
+                let (mut after, mut limit) = (None, 50);
+                loop {
+                    let (pending, next) = search::pending_page(&self.store, after, limit).await?;
+                    limit = INDEX_PAGE;
+                    let unlisted: Vec<String> =
+                        pending.into_iter().filter(|id| !ids.contains(id)).collect();
+                    let customers = self.by_ids(&unlisted).await?;
+                    found.extend(customers.into_iter().filter(|c| query.matches(c)));
+                    match next {
+                        Some(next) => after = Some(next),
+                        None => break,
+                    }
+                }
+                Some(found)
             }
             (None, None, None) => None,
         };

@@ -225,7 +225,23 @@ impl CustomerService {
         &self,
         customers: Vec<(Customer, Vec<crate::store::WriteOp>)>,
     ) -> DomainResult<Vec<DomainResult<()>>> {
-        self.repo.create_many(customers).await
+        // The embedded file takes entries far faster in key order, after the load.
+        let entries = if self.repo.store().transactions_are_cheap() {
+            super::repository::SearchEntries::Later
+        } else {
+            super::repository::SearchEntries::Now
+        };
+        self.repo.create_many(customers, entries).await
+    }
+
+    /// Writes the search entries bulk loads left for later (see [`CustomerRepository::index_pending`]).
+    pub async fn index_pending(&self, spill_dir: &std::path::Path) -> DomainResult<u64> {
+        self.repo.index_pending(spill_dir).await
+    }
+
+    /// Writes the search entries one bulk load gathered, then takes its markers away.
+    pub async fn write_bulk_entries(&self, bulk: super::search::BulkEntries) -> DomainResult<u64> {
+        self.repo.write_bulk_entries(bulk).await
     }
 
     /// Which (email, has_account) pairs have a live customer (normalised emails) and which ids

@@ -108,7 +108,7 @@ impl Importer {
             })
             .collect();
         let tally = self
-            .write_rows(job_id, job.created_by.as_deref(), rows)
+            .write_rows(job_id, job.created_by.as_deref(), rows, None)
             .await?;
         let Value::Object(mut record) = serde_json::to_value(tally)
             .map_err(|e| DomainError::Internal(format!("batch record: {e}")))?

@@ -6,6 +6,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use super::format::{self, AddressRecord, Header, ImportRecord, RowError};
 use super::{Job, JobStatus, Jobs};
 use crate::addresses::{Address, AddressPatch, AddressService};
 use crate::backoff::Backoff;
+use crate::customers::search::BulkEntries;
 use crate::customers::{Customer, CustomerDraft, CustomerPatch, CustomerService, normalize_email};
 use crate::error::{DomainError, DomainResult};
 use crate::files::FileStore;
@@ -91,6 +93,8 @@ pub struct Importer {
     pub batch_rows: usize,
     /// Pauses before a batch the store failed (busy, timed out, unreachable) is written again.
     pub store_retry: Backoff,
+    /// Where sorted runs of search entries spill when a bulk load indexes its customers.
+    pub spill_dir: PathBuf,
 }
 
 /// Half a second doubling to half a minute, eight tries: rides out a throttled table or a
@@ -336,6 +340,13 @@ impl Importer {
         });
         let started_rows = job.processed;
         let mut stopped_early = false;
+        // Where the store takes them far faster in key order, the search entries of the
+        // customers this run creates are written after its rows (see `customers::search`).
+        let bulk = if self.customers.store().transactions_are_cheap() {
+            Some(BulkEntries::new(&self.spill_dir)?)
+        } else {
+            None
+        };
         while let Some(parsed) = receiver.recv().await {
             match parsed {
                 Parsed::Fatal(message) => {
@@ -356,7 +367,7 @@ impl Importer {
                     job = self.jobs.save(&job, next).await?;
                 }
                 Parsed::Batch(batch) => {
-                    job = self.write_batch_retrying(job, batch).await?;
+                    job = self.write_batch_retrying(job, batch, bulk.as_ref()).await?;
                     let done = job.processed - started_rows;
                     if limits.max_rows.is_some_and(|max| done >= max)
                         || limits.deadline.is_some_and(|d| Instant::now() >= d)
@@ -376,6 +387,9 @@ impl Importer {
                 "import paused at a checkpoint"
             );
             return Ok(job);
+        }
+        if let Some(bulk) = bulk {
+            self.customers.write_bulk_entries(bulk).await?;
         }
         self.finish(job).await
     }
@@ -406,7 +420,17 @@ impl Importer {
 
     pub(crate) async fn fail(&self, job: Job, message: String) -> DomainResult<Job> {
         tracing::warn!(job_id = %job.id, %message, "import failed");
+        // Rows written before the failure stay; the next indexing pass gets them otherwise.
+        if let Err(e) = self.index_pending().await {
+            tracing::warn!(job_id = %job.id, error = %e, "search entries left for later");
+        }
         self.jobs.fail_job(&job, message).await
+    }
+
+    /// Writes the search entries the bulk path left for later (see `customers::search`); a
+    /// job is finished only once its customers can be found by `q` through the index.
+    pub async fn index_pending(&self) -> DomainResult<u64> {
+        self.customers.index_pending(&self.spill_dir).await
     }
 
     /// The row pipeline every import path shares (a streamed file, a batch of a Distributed
@@ -418,9 +442,10 @@ impl Importer {
         job_id: &str,
         created_by: Option<&str>,
         rows: Vec<Row>,
+        bulk: Option<&BulkEntries>,
     ) -> DomainResult<Tally> {
         let created = if self.customers.store().transactions_are_cheap() {
-            self.create_new(&rows, created_by).await?
+            self.create_new(&rows, created_by, bulk).await?
         } else {
             Vec::new()
         };
@@ -521,14 +546,19 @@ impl Importer {
     /// Writes a batch, again after a pause when the store failed for now: every write is an
     /// upsert, so repeating rows is harmless. When the store stays away the error ends the run
     /// and the job waits at its last checkpoint for the next one.
-    async fn write_batch_retrying(&self, job: Job, batch: Batch) -> DomainResult<Job> {
+    async fn write_batch_retrying(
+        &self,
+        job: Job,
+        batch: Batch,
+        bulk: Option<&BulkEntries>,
+    ) -> DomainResult<Job> {
         let mut backoff = self.store_retry.clone();
         loop {
             let attempt = Batch {
                 rows: batch.rows.clone(),
                 ..batch
             };
-            match self.write_batch(job.clone(), attempt).await {
+            match self.write_batch(job.clone(), attempt, bulk).await {
                 Err(e @ DomainError::Unavailable(_)) => {
                     tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
                     if !backoff.wait().await {
@@ -540,9 +570,14 @@ impl Importer {
         }
     }
 
-    async fn write_batch(&self, job: Job, batch: Batch) -> DomainResult<Job> {
+    async fn write_batch(
+        &self,
+        job: Job,
+        batch: Batch,
+        bulk: Option<&BulkEntries>,
+    ) -> DomainResult<Job> {
         let tally = self
-            .write_rows(&job.id, job.created_by.as_deref(), batch.rows)
+            .write_rows(&job.id, job.created_by.as_deref(), batch.rows, bulk)
             .await?;
         let mut next = job.clone();
         tally.add_to(&mut next);
@@ -557,7 +592,14 @@ impl Importer {
     /// and all of them in one commit. Returns which rows were created; the others (updates,
     /// repeats, and anything unusual or refused) go through [`Importer::upsert`], which
     /// decides them one by one, so the outcome is the same as without this path.
-    async fn create_new(&self, rows: &[Row], created_by: Option<&str>) -> DomainResult<Vec<bool>> {
+    ///
+    /// The new customers' search entries go to `bulk`, to be written after the load.
+    async fn create_new(
+        &self,
+        rows: &[Row],
+        created_by: Option<&str>,
+        bulk: Option<&BulkEntries>,
+    ) -> DomainResult<Vec<bool>> {
         let mut created = vec![false; rows.len()];
         let records: Vec<(usize, &ImportRecord)> = rows
             .iter()
@@ -652,9 +694,19 @@ impl Importer {
         if customers.is_empty() {
             return Ok(created);
         }
+        let mut kept: Vec<Customer> = match bulk {
+            Some(_) => customers.iter().map(|(c, _)| c.clone()).collect(),
+            None => Vec::new(),
+        };
         let outcomes = self.customers.create_many_imported(customers).await?;
+        let mut kept = kept.drain(..);
         for (i, outcome) in planned.into_iter().zip(outcomes) {
             created[i] = outcome.is_ok();
+            if let (Some(bulk), Some(customer)) = (bulk, kept.next())
+                && created[i]
+            {
+                bulk.add(customer)?;
+            }
         }
         Ok(created)
     }
@@ -796,6 +848,7 @@ impl Importer {
 
     /// Writes the error report (if any row failed) and the final status.
     pub(crate) async fn finish(&self, job: Job) -> DomainResult<Job> {
+        self.index_pending().await?;
         let mut report_key = None;
         if job.failed > 0 {
             let key = format!("reports/{}-errors.csv", job.id);

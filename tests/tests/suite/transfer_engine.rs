@@ -41,7 +41,13 @@ fn transfer(store: Arc<dyn KvStore>, files: Arc<dyn FileStore>) -> Transfer {
         Arc::new(SystemClock),
         Arc::new(UlidGenerator::default()),
     );
-    let mut t = functions::app::transfer_from(&store, &domain, files, JobRunner::InProcess);
+    let mut t = functions::app::transfer_from(
+        &store,
+        &domain,
+        files,
+        JobRunner::InProcess,
+        temp_dir("spill"),
+    );
     t.importer.batch_rows = BATCH;
     t
 }
@@ -687,7 +693,123 @@ async fn an_outage_pauses_the_import_at_a_checkpoint(backend: Backend) {
     );
 }
 
+/// Emails of the customers `q` finds, sorted.
+async fn found_by_q(t: &Transfer, q: &str) -> Vec<String> {
+    let page = t
+        .importer
+        .customers
+        .list(&CustomerQuery {
+            q: Some(q.into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut emails: Vec<String> = page.customers.into_iter().filter_map(|c| c.email).collect();
+    emails.sort();
+    emails
+}
+
+async fn search_markers(store: &Arc<dyn KvStore>) -> usize {
+    let mut query = Query::new(shared::store::Index::Main, "SEARCH#PENDING");
+    query.limit = 1000;
+    store.query(&query).await.unwrap().items.len()
+}
+
+/// On the embedded file a bulk load writes search entries after its rows; `q` must find the
+/// customers all along: while only their markers are written, after a run cut short (the
+/// entries a crash would lose), after edits and deletes in between, and once indexed.
+async fn search_finds_bulk_loaded_customers_before_and_after_indexing(backend: Backend) {
+    let Some(store) = fresh_store(backend).await else {
+        return;
+    };
+    let folder = temp_dir("search-later");
+    std::fs::write(folder.join("customers.csv"), shopify(3 * BATCH)).unwrap();
+    let t = transfer(store.clone(), Arc::new(LocalFiles::new(folder)));
+    let job = t
+        .jobs
+        .create(JobKind::Import, "customers.csv", None, None, None)
+        .await
+        .unwrap();
+    let limits = RunLimits {
+        max_rows: Some(1),
+        deadline: None,
+    };
+    let paused = t.importer.run(&job.id, limits).await.unwrap();
+    assert_eq!(paused.created, BATCH as u64);
+    let expected_markers = if backend == Backend::Embedded {
+        BATCH
+    } else {
+        0
+    };
+    assert_eq!(search_markers(&store).await, expected_markers);
+    let ones: Vec<String> = [1, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+        .map(|i| format!("person{i}@example.com"))
+        .into_iter()
+        .collect();
+    let mut sorted_ones = ones.clone();
+    sorted_ones.sort();
+    assert_eq!(
+        found_by_q(&t, "ERSON1").await,
+        sorted_ones,
+        "not indexed yet"
+    );
+
+    // Edits and deletes of customers whose entries are not written yet.
+    let customers = &t.importer.customers;
+    let renamed = customers
+        .find_by_email("person12@example.com", false)
+        .await
+        .unwrap()
+        .unwrap();
+    let patch = shared::customers::CustomerPatch {
+        last_name: Some(Some("Zebulon".into())),
+        ..Default::default()
+    };
+    customers.update(&renamed.id, &patch).await.unwrap();
+    let gone = customers
+        .find_by_email("person13@example.com", false)
+        .await
+        .unwrap()
+        .unwrap();
+    customers.delete(&gone.id).await.unwrap();
+    assert_eq!(found_by_q(&t, "zebul").await, ["person12@example.com"]);
+    assert!(found_by_q(&t, "last12").await.is_empty(), "the old name");
+    assert!(found_by_q(&t, "person13@").await.is_empty(), "deleted");
+
+    // What a restart does with the markers a cut-short run left: index them.
+    assert_eq!(
+        t.importer.index_pending().await.unwrap(),
+        expected_markers as u64
+    );
+    assert_eq!(search_markers(&store).await, 0);
+    assert_eq!(t.importer.index_pending().await.unwrap(), 0, "nothing left");
+    let indexed: Vec<String> = sorted_ones
+        .iter()
+        .filter(|e| !e.starts_with("person13@"))
+        .cloned()
+        .collect();
+    assert_eq!(found_by_q(&t, "erson1").await, indexed);
+    assert_eq!(found_by_q(&t, "zebul").await, ["person12@example.com"]);
+    assert!(found_by_q(&t, "last12").await.is_empty());
+
+    // The rest of the file: its entries are written before the job is finished.
+    let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
+    assert_eq!(done.status, JobStatus::Succeeded, "{done:?}");
+    assert_eq!(done.created, 3 * BATCH as u64);
+    assert_eq!(search_markers(&store).await, 0);
+    let fives: Vec<String> = [5, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59]
+        .map(|i| format!("person{i}@example.com"))
+        .into_iter()
+        .collect();
+    let mut sorted_fives = fives;
+    sorted_fives.sort();
+    assert_eq!(found_by_q(&t, "rson5").await, sorted_fives);
+    assert_eq!(found_by_q(&t, "first55").await, ["person55@example.com"]);
+}
+
 both_backends!(
+    search_finds_bulk_loaded_customers_before_and_after_indexing,
     distributed_map_imports_each_batch_once,
     one_batch_mixes_new_repeated_and_known_customers,
     import_resumes_after_a_stop_and_a_crash,

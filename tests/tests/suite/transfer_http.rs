@@ -481,3 +481,59 @@ both_backends!(
     export_import_round_trip,
     export_filters_and_ndjson,
 );
+
+/// Customers a bulk load left with pending search markers (a crash before their entries were
+/// written) are indexed when the local server starts, and `q` finds them all along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_server_indexes_what_a_cut_short_bulk_load_left() {
+    use shared::ports::{SystemClock, UlidGenerator};
+    use shared::store::{Index, Query};
+    let store = integration_tests::fresh_store(Backend::Embedded)
+        .await
+        .expect("embedded store");
+    let domain = functions::app::services(
+        store.clone(),
+        std::sync::Arc::new(SystemClock),
+        std::sync::Arc::new(UlidGenerator::default()),
+    );
+    let folder = integration_tests::temp_dir("left-behind");
+    let files = std::sync::Arc::new(shared::files::LocalFiles::new(folder.clone()));
+    let transfer = functions::app::transfer_from(
+        &store,
+        &domain,
+        files,
+        functions::http::JobRunner::InProcess,
+        folder,
+    );
+    let customers = &transfer.importer.customers;
+    let draft = shared::customers::CustomerDraft {
+        email: Some("left.behind@example.com".into()),
+        last_name: Some("Behindsen".into()),
+        ..Default::default()
+    };
+    let customer = customers.imported(draft, None, None, None, None).unwrap();
+    let created = customers
+        .create_many_imported(vec![(customer, Vec::new())])
+        .await
+        .unwrap();
+    assert!(created[0].is_ok());
+    let markers = |store: std::sync::Arc<dyn shared::store::KvStore>| async move {
+        let query = Query::new(Index::Main, "SEARCH#PENDING");
+        store.query(&query).await.unwrap().items.len()
+    };
+    assert_eq!(markers(store.clone()).await, 1);
+
+    let s = TestServer::start_on(store.clone(), |_| {}).await;
+    let mut waited = 0;
+    while markers(store.clone()).await > 0 {
+        assert!(waited < 100, "the markers are still there after 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let (status, body) = s
+        .call("GET", "/admin/customers?q=behinds", None, true)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["count"], 1, "{body}");
+    assert_eq!(body["customers"][0]["email"], "left.behind@example.com");
+}

@@ -1,0 +1,184 @@
+//! Sorting more lines than memory should hold: sorted runs spilled to files, then merged.
+//!
+//! What a bulk load needs to write an index in key order, which touches each page of a B-tree
+//! once, where writing it in arrival order touches a page per entry.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Lines (without `\n`) sorted bytewise, at most `run_lines` of them in memory at a time.
+pub struct ExternalSort {
+    dir: PathBuf,
+    run_lines: usize,
+    buffer: Vec<String>,
+    runs: Vec<PathBuf>,
+}
+
+impl ExternalSort {
+    /// Spills into a directory of its own under `parent`, removed when the sort is done.
+    pub fn new(parent: &Path, run_lines: usize) -> io::Result<Self> {
+        let dir = parent.join(format!("sort-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(ExternalSort {
+            dir,
+            run_lines: run_lines.max(1),
+            buffer: Vec::new(),
+            runs: Vec::new(),
+        })
+    }
+
+    pub fn push(&mut self, line: String) -> io::Result<()> {
+        debug_assert!(!line.contains('\n'), "a line holds no newline");
+        self.buffer.push(line);
+        if self.buffer.len() >= self.run_lines {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        self.buffer.sort_unstable();
+        let path = self.dir.join(format!("run-{}", self.runs.len()));
+        let mut out = BufWriter::new(File::create(&path)?);
+        for line in self.buffer.drain(..) {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+        self.runs.push(path);
+        Ok(())
+    }
+
+    /// Every line pushed, in order, repeats once.
+    pub fn finish(mut self) -> io::Result<Sorted> {
+        self.buffer.sort_unstable();
+        let mut readers = Vec::with_capacity(self.runs.len());
+        for path in &self.runs {
+            readers.push(BufReader::new(File::open(path)?).lines());
+        }
+        let mut heads = BinaryHeap::new();
+        for (run, reader) in readers.iter_mut().enumerate() {
+            if let Some(line) = reader.next().transpose()? {
+                heads.push(Reverse((line, run)));
+            }
+        }
+        let memory = std::mem::take(&mut self.buffer).into_iter();
+        Ok(Sorted {
+            _dir: SpillDir(std::mem::take(&mut self.dir)),
+            readers,
+            heads,
+            memory: memory.peekable(),
+            last: None,
+        })
+    }
+}
+
+impl Drop for ExternalSort {
+    fn drop(&mut self) {
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+struct SpillDir(PathBuf);
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The merged lines; the spill files go when this is dropped.
+pub struct Sorted {
+    _dir: SpillDir,
+    readers: Vec<io::Lines<BufReader<File>>>,
+    heads: BinaryHeap<Reverse<(String, usize)>>,
+    memory: std::iter::Peekable<std::vec::IntoIter<String>>,
+    last: Option<String>,
+}
+
+impl Sorted {
+    fn next_any(&mut self) -> io::Result<Option<String>> {
+        let from_memory = match (self.memory.peek(), self.heads.peek()) {
+            (Some(m), Some(Reverse((h, _)))) => m <= h,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if from_memory {
+            return Ok(self.memory.next());
+        }
+        let Some(Reverse((line, run))) = self.heads.pop() else {
+            return Ok(None);
+        };
+        if let Some(next) = self.readers[run].next().transpose()? {
+            self.heads.push(Reverse((next, run)));
+        }
+        Ok(Some(line))
+    }
+}
+
+impl Iterator for Sorted {
+    type Item = io::Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.next_any() {
+                Ok(Some(line)) if self.last.as_ref() == Some(&line) => continue,
+                Ok(Some(line)) => {
+                    self.last = Some(line.clone());
+                    return Some(Ok(line));
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrambled(n: u64) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("{:08x}", (i * 2_654_435_761) % 1_000_003 % 5_000))
+            .collect()
+    }
+
+    #[test]
+    fn spilled_runs_merge_into_one_sorted_list_without_repeats() {
+        let parent = std::env::temp_dir();
+        let lines = scrambled(20_000);
+        let mut sort = ExternalSort::new(&parent, 777).expect("spill dir");
+        for line in &lines {
+            sort.push(line.clone()).expect("push");
+        }
+        assert!(sort.runs.len() > 20, "spilled {} runs", sort.runs.len());
+        let dir = sort.dir.clone();
+        let merged: Vec<String> = sort
+            .finish()
+            .expect("merge")
+            .collect::<io::Result<_>>()
+            .expect("read");
+        let mut expected = lines;
+        expected.sort();
+        expected.dedup();
+        assert_eq!(merged, expected);
+        assert!(!dir.exists(), "spill files are removed");
+    }
+
+    #[test]
+    fn a_sort_that_fits_in_memory_writes_no_file() {
+        let mut sort = ExternalSort::new(&std::env::temp_dir(), 100).expect("spill dir");
+        for line in ["b", "a", "c", "a"] {
+            sort.push(line.into()).expect("push");
+        }
+        assert!(sort.runs.is_empty());
+        let merged: Vec<String> = sort.finish().expect("merge").map(Result::unwrap).collect();
+        assert_eq!(merged, ["a", "b", "c"]);
+    }
+}
