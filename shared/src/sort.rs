@@ -9,12 +9,18 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// Runs merged into one at a time, and so about the most files open at once: a billion lines
+/// in runs of 100,000 stay under 200 open files.
+const FAN_IN: usize = 64;
+
 /// Lines (without `\n`) sorted bytewise, at most `run_lines` of them in memory at a time.
 pub struct ExternalSort {
     dir: PathBuf,
     run_lines: usize,
     buffer: Vec<String>,
-    runs: Vec<PathBuf>,
+    /// Spilled runs and their level: `FAN_IN` runs of one level merge into one of the next.
+    runs: Vec<(u32, PathBuf)>,
+    files_made: usize,
 }
 
 impl ExternalSort {
@@ -27,6 +33,7 @@ impl ExternalSort {
             run_lines: run_lines.max(1),
             buffer: Vec::new(),
             runs: Vec::new(),
+            files_made: 0,
         })
     }
 
@@ -39,24 +46,79 @@ impl ExternalSort {
         Ok(())
     }
 
+    fn new_file(&mut self) -> io::Result<(PathBuf, BufWriter<File>)> {
+        let path = self.dir.join(format!("run-{}", self.files_made));
+        self.files_made += 1;
+        let file = File::create(&path)?;
+        Ok((path, BufWriter::new(file)))
+    }
+
     fn spill(&mut self) -> io::Result<()> {
         self.buffer.sort_unstable();
-        let path = self.dir.join(format!("run-{}", self.runs.len()));
-        let mut out = BufWriter::new(File::create(&path)?);
+        let (path, mut out) = self.new_file()?;
         for line in self.buffer.drain(..) {
             out.write_all(line.as_bytes())?;
             out.write_all(b"\n")?;
         }
         out.flush()?;
-        self.runs.push(path);
+        self.runs.push((0, path));
+        // Runs of equal level merge as soon as there are `FAN_IN` of them, so each line is
+        // rewritten once per level and few files are ever open.
+        while let Some(level) = self.full_level() {
+            let (merged, kept): (Vec<_>, Vec<_>) =
+                self.runs.drain(..).partition(|(l, _)| *l == level);
+            self.runs = kept;
+            let paths: Vec<PathBuf> = merged.into_iter().map(|(_, p)| p).collect();
+            let (path, mut out) = self.new_file()?;
+            let mut merging = Merge::open(&paths, Vec::new())?;
+            while let Some(line) = merging.next_line()? {
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            for used in paths {
+                std::fs::remove_file(used)?;
+            }
+            self.runs.push((level + 1, path));
+        }
         Ok(())
+    }
+
+    fn full_level(&self) -> Option<u32> {
+        let mut counts = std::collections::BTreeMap::new();
+        for (level, _) in &self.runs {
+            *counts.entry(*level).or_insert(0usize) += 1;
+        }
+        counts
+            .into_iter()
+            .find(|(_, n)| *n >= FAN_IN)
+            .map(|(l, _)| l)
     }
 
     /// Every line pushed, in order, repeats once.
     pub fn finish(mut self) -> io::Result<Sorted> {
         self.buffer.sort_unstable();
-        let mut readers = Vec::with_capacity(self.runs.len());
-        for path in &self.runs {
+        let paths: Vec<PathBuf> = self.runs.iter().map(|(_, p)| p.clone()).collect();
+        let merge = Merge::open(&paths, std::mem::take(&mut self.buffer))?;
+        Ok(Sorted {
+            _dir: SpillDir(std::mem::take(&mut self.dir)),
+            merge,
+            last: None,
+        })
+    }
+}
+
+/// Sorted runs in files and one in memory, read as one sorted sequence.
+struct Merge {
+    readers: Vec<io::Lines<BufReader<File>>>,
+    heads: BinaryHeap<Reverse<(String, usize)>>,
+    memory: std::iter::Peekable<std::vec::IntoIter<String>>,
+}
+
+impl Merge {
+    fn open(paths: &[PathBuf], memory: Vec<String>) -> io::Result<Merge> {
+        let mut readers = Vec::with_capacity(paths.len());
+        for path in paths {
             readers.push(BufReader::new(File::open(path)?).lines());
         }
         let mut heads = BinaryHeap::new();
@@ -65,14 +127,29 @@ impl ExternalSort {
                 heads.push(Reverse((line, run)));
             }
         }
-        let memory = std::mem::take(&mut self.buffer).into_iter();
-        Ok(Sorted {
-            _dir: SpillDir(std::mem::take(&mut self.dir)),
+        Ok(Merge {
             readers,
             heads,
-            memory: memory.peekable(),
-            last: None,
+            memory: memory.into_iter().peekable(),
         })
+    }
+
+    fn next_line(&mut self) -> io::Result<Option<String>> {
+        let from_memory = match (self.memory.peek(), self.heads.peek()) {
+            (Some(m), Some(Reverse((h, _)))) => m <= h,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if from_memory {
+            return Ok(self.memory.next());
+        }
+        let Some(Reverse((line, run))) = self.heads.pop() else {
+            return Ok(None);
+        };
+        if let Some(next) = self.readers[run].next().transpose()? {
+            self.heads.push(Reverse((next, run)));
+        }
+        Ok(Some(line))
     }
 }
 
@@ -95,30 +172,8 @@ impl Drop for SpillDir {
 /// The merged lines; the spill files go when this is dropped.
 pub struct Sorted {
     _dir: SpillDir,
-    readers: Vec<io::Lines<BufReader<File>>>,
-    heads: BinaryHeap<Reverse<(String, usize)>>,
-    memory: std::iter::Peekable<std::vec::IntoIter<String>>,
+    merge: Merge,
     last: Option<String>,
-}
-
-impl Sorted {
-    fn next_any(&mut self) -> io::Result<Option<String>> {
-        let from_memory = match (self.memory.peek(), self.heads.peek()) {
-            (Some(m), Some(Reverse((h, _)))) => m <= h,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if from_memory {
-            return Ok(self.memory.next());
-        }
-        let Some(Reverse((line, run))) = self.heads.pop() else {
-            return Ok(None);
-        };
-        if let Some(next) = self.readers[run].next().transpose()? {
-            self.heads.push(Reverse((next, run)));
-        }
-        Ok(Some(line))
-    }
 }
 
 impl Iterator for Sorted {
@@ -126,7 +181,7 @@ impl Iterator for Sorted {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            match self.next_any() {
+            match self.merge.next_line() {
                 Ok(Some(line)) if self.last.as_ref() == Some(&line) => continue,
                 Ok(Some(line)) => {
                     self.last = Some(line.clone());
@@ -153,11 +208,24 @@ mod tests {
     fn spilled_runs_merge_into_one_sorted_list_without_repeats() {
         let parent = std::env::temp_dir();
         let lines = scrambled(20_000);
-        let mut sort = ExternalSort::new(&parent, 777).expect("spill dir");
+        let mut sort = ExternalSort::new(&parent, 97).expect("spill dir");
         for line in &lines {
             sort.push(line.clone()).expect("push");
         }
-        assert!(sort.runs.len() > 20, "spilled {} runs", sort.runs.len());
+        // 206 runs of 97 lines: three merged levels' worth, never more than FAN_IN of one level.
+        assert!(
+            sort.files_made > 3 * FAN_IN,
+            "made {} files",
+            sort.files_made
+        );
+        assert!(
+            sort.runs.len() < 2 * FAN_IN,
+            "{} runs left",
+            sort.runs.len()
+        );
+        assert!(sort.runs.iter().any(|(level, _)| *level == 1));
+        let files = std::fs::read_dir(&sort.dir).expect("spill dir").count();
+        assert_eq!(files, sort.runs.len(), "merged runs are removed");
         let dir = sort.dir.clone();
         let merged: Vec<String> = sort
             .finish()

@@ -276,6 +276,9 @@ impl CustomerRepository {
     /// (spilling sorted runs under `spill_dir`), then takes the markers away: after a crash
     /// the markers are still there and this runs again. Returns how many customers it indexed.
     pub async fn index_pending(&self, spill_dir: &Path) -> DomainResult<u64> {
+        if !search::deferred_in_bulk(self.store.as_ref()) {
+            return Ok(0);
+        }
         let bulk = BulkEntries::new(spill_dir)?;
         let mut after = None;
         loop {
@@ -585,7 +588,7 @@ impl CustomerRepository {
                 // Customers of a bulk load not in the index yet: read in pages, matches kept
                 // (a small first page, as there are usually none).
                 let (mut after, mut limit) = (None, 50);
-                loop {
+                while search::deferred_in_bulk(self.store.as_ref()) {
                     let (pending, next) = search::pending_page(&self.store, after, limit).await?;
                     limit = INDEX_PAGE;
                     let unlisted: Vec<String> =

@@ -225,8 +225,7 @@ impl CustomerService {
         &self,
         customers: Vec<(Customer, Vec<crate::store::WriteOp>)>,
     ) -> DomainResult<Vec<DomainResult<()>>> {
-        // The embedded file takes entries far faster in key order, after the load.
-        let entries = if self.repo.store().transactions_are_cheap() {
+        let entries = if super::search::deferred_in_bulk(self.repo.store().as_ref()) {
             super::repository::SearchEntries::Later
         } else {
             super::repository::SearchEntries::Now

@@ -18,7 +18,7 @@ use super::format::{self, AddressRecord, Header, ImportRecord, RowError};
 use super::{Job, JobStatus, Jobs};
 use crate::addresses::{Address, AddressPatch, AddressService};
 use crate::backoff::Backoff;
-use crate::customers::search::BulkEntries;
+use crate::customers::search::{self, BulkEntries};
 use crate::customers::{Customer, CustomerDraft, CustomerPatch, CustomerService, normalize_email};
 use crate::error::{DomainError, DomainResult};
 use crate::files::FileStore;
@@ -342,7 +342,7 @@ impl Importer {
         let mut stopped_early = false;
         // Where the store takes them far faster in key order, the search entries of the
         // customers this run creates are written after its rows (see `customers::search`).
-        let bulk = if self.customers.store().transactions_are_cheap() {
+        let bulk = if search::deferred_in_bulk(self.customers.store().as_ref()) {
             Some(BulkEntries::new(&self.spill_dir)?)
         } else {
             None
