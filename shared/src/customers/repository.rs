@@ -30,8 +30,9 @@ use crate::store::{
 const SHARDS: u32 = 8;
 /// Pending customers read at a time when indexing them or searching them.
 const INDEX_PAGE: usize = 1000;
-/// Search entries written per commit when indexing pending customers: a few thousand pages.
-const INDEX_WRITE: usize = 20_000;
+/// Search entries written per commit when indexing pending customers: in key order they fill
+/// about a hundred pages, and the items waiting to be written stay a few megabytes.
+const INDEX_WRITE: usize = 5_000;
 
 /// When a new customer's search entries are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
