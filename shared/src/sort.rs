@@ -24,10 +24,10 @@ pub struct ExternalSort {
 }
 
 impl ExternalSort {
-    /// Spills into a directory of its own under `parent`, removed when the sort is done.
+    /// Spills into a directory of its own under `parent` (made at the first spill, removed
+    /// when the sort is done).
     pub fn new(parent: &Path, run_lines: usize) -> io::Result<Self> {
         let dir = parent.join(format!("sort-{}", ulid::Ulid::new()));
-        std::fs::create_dir_all(&dir)?;
         Ok(ExternalSort {
             dir,
             run_lines: run_lines.max(1),
@@ -46,21 +46,29 @@ impl ExternalSort {
         Ok(())
     }
 
-    fn new_file(&mut self) -> io::Result<(PathBuf, BufWriter<File>)> {
+    /// Writes sorted lines to a new run file.
+    fn write_run(
+        &mut self,
+        lines: impl Iterator<Item = io::Result<String>>,
+    ) -> io::Result<PathBuf> {
+        if self.files_made == 0 {
+            std::fs::create_dir_all(&self.dir)?;
+        }
         let path = self.dir.join(format!("run-{}", self.files_made));
         self.files_made += 1;
-        let file = File::create(&path)?;
-        Ok((path, BufWriter::new(file)))
-    }
-
-    fn spill(&mut self) -> io::Result<()> {
-        self.buffer.sort_unstable();
-        let (path, mut out) = self.new_file()?;
-        for line in self.buffer.drain(..) {
-            out.write_all(line.as_bytes())?;
+        let mut out = BufWriter::new(File::create(&path)?);
+        for line in lines {
+            out.write_all(line?.as_bytes())?;
             out.write_all(b"\n")?;
         }
         out.flush()?;
+        Ok(path)
+    }
+
+    fn spill(&mut self) -> io::Result<()> {
+        let mut lines = std::mem::take(&mut self.buffer);
+        lines.sort_unstable();
+        let path = self.write_run(lines.into_iter().map(Ok))?;
         self.runs.push((0, path));
         // Runs of equal level merge as soon as there are `FAN_IN` of them, so each line is
         // rewritten once per level and few files are ever open.
@@ -69,13 +77,8 @@ impl ExternalSort {
                 self.runs.drain(..).partition(|(l, _)| *l == level);
             self.runs = kept;
             let paths: Vec<PathBuf> = merged.into_iter().map(|(_, p)| p).collect();
-            let (path, mut out) = self.new_file()?;
             let mut merging = Merge::open(&paths, Vec::new())?;
-            while let Some(line) = merging.next_line()? {
-                out.write_all(line.as_bytes())?;
-                out.write_all(b"\n")?;
-            }
-            out.flush()?;
+            let path = self.write_run(std::iter::from_fn(|| merging.next_line().transpose()))?;
             for used in paths {
                 std::fs::remove_file(used)?;
             }
@@ -103,7 +106,7 @@ impl ExternalSort {
         Ok(Sorted {
             _dir: SpillDir(std::mem::take(&mut self.dir)),
             merge,
-            last: None,
+            ahead: None,
         })
     }
 }
@@ -173,24 +176,36 @@ impl Drop for SpillDir {
 pub struct Sorted {
     _dir: SpillDir,
     merge: Merge,
-    last: Option<String>,
+    /// The line after the last one returned, read to skip repeats.
+    ahead: Option<String>,
+}
+
+impl Sorted {
+    fn next_distinct(&mut self) -> io::Result<Option<String>> {
+        let Some(line) = self
+            .ahead
+            .take()
+            .map_or_else(|| self.merge.next_line(), |l| Ok(Some(l)))?
+        else {
+            return Ok(None);
+        };
+        loop {
+            match self.merge.next_line()? {
+                Some(next) if next == line => continue,
+                next => {
+                    self.ahead = next;
+                    return Ok(Some(line));
+                }
+            }
+        }
+    }
 }
 
 impl Iterator for Sorted {
     type Item = io::Result<String>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            match self.merge.next_line() {
-                Ok(Some(line)) if self.last.as_ref() == Some(&line) => continue,
-                Ok(Some(line)) => {
-                    self.last = Some(line.clone());
-                    return Some(Ok(line));
-                }
-                Ok(None) => return None,
-                Err(e) => return Some(Err(e)),
-            }
-        }
+        self.next_distinct().transpose()
     }
 }
 
@@ -246,6 +261,7 @@ mod tests {
             sort.push(line.into()).expect("push");
         }
         assert!(sort.runs.is_empty());
+        assert!(!sort.dir.exists(), "no spill directory either");
         let merged: Vec<String> = sort.finish().expect("merge").map(Result::unwrap).collect();
         assert_eq!(merged, ["a", "b", "c"]);
     }

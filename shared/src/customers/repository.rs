@@ -280,10 +280,13 @@ impl CustomerRepository {
         if !search::deferred_in_bulk(self.store.as_ref()) {
             return Ok(0);
         }
+        // Usually there are none (every start and every import's end asks): one read, no thread.
+        let (mut ids, mut next) = search::pending_page(&self.store, None, INDEX_PAGE).await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
         let bulk = BulkEntries::new(spill_dir)?;
-        let mut after = None;
         loop {
-            let (mut ids, next) = search::pending_page(&self.store, after, INDEX_PAGE).await?;
             for customer in self.by_ids(&ids).await? {
                 ids.retain(|id| *id != customer.id);
                 bulk.add(customer)?;
@@ -291,10 +294,8 @@ impl CustomerRepository {
             for gone in ids {
                 bulk.add_marker(gone)?;
             }
-            match next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
+            let Some(after) = next else { break };
+            (ids, next) = search::pending_page(&self.store, Some(after), INDEX_PAGE).await?;
         }
         self.write_bulk_entries(bulk).await
     }
@@ -586,19 +587,22 @@ impl CustomerRepository {
                 let ids = search::candidates(&self.store, q).await?;
                 let listed: Vec<String> = ids.iter().cloned().collect();
                 let mut found = self.by_ids(&listed).await?;
-                // Customers of a bulk load not in the index yet: read in pages, matches kept
-                // (a small first page, as there are usually none).
-                let (mut after, mut limit) = (None, 50);
-                while search::deferred_in_bulk(self.store.as_ref()) {
-                    let (pending, next) = search::pending_page(&self.store, after, limit).await?;
-                    limit = INDEX_PAGE;
-                    let unlisted: Vec<String> =
-                        pending.into_iter().filter(|id| !ids.contains(id)).collect();
-                    let customers = self.by_ids(&unlisted).await?;
-                    found.extend(customers.into_iter().filter(|c| query.matches(c)));
-                    match next {
-                        Some(next) => after = Some(next),
-                        None => break,
+                if search::deferred_in_bulk(self.store.as_ref()) {
+                    // Customers of a bulk load not in the index yet: read in pages, matches
+                    // kept (a small first page, as there are usually none).
+                    let (mut after, mut limit) = (None, 50);
+                    loop {
+                        let (pending, next) =
+                            search::pending_page(&self.store, after, limit).await?;
+                        limit = INDEX_PAGE;
+                        let unlisted: Vec<String> =
+                            pending.into_iter().filter(|id| !ids.contains(id)).collect();
+                        let customers = self.by_ids(&unlisted).await?;
+                        found.extend(customers.into_iter().filter(|c| query.matches(c)));
+                        match next {
+                            Some(next) => after = Some(next),
+                            None => break,
+                        }
                     }
                 }
                 Some(found)

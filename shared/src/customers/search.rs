@@ -222,7 +222,11 @@ impl BulkEntries {
         Ok((
             lines.map(move |line| {
                 let line = line.map_err(|e| spill_error(&d1, e))?;
-                let (pk, sk) = line.split_once('\0').unwrap_or((&line, ""));
+                let (pk, sk) = line.split_once('\0').ok_or_else(|| {
+                    DomainError::Internal(format!(
+                        "a spilled search entry lost its shape: {line:?}"
+                    ))
+                })?;
                 Ok(Key::new(pk, sk))
             }),
             ids.map(move |id| Ok(pending_key(&id.map_err(|e| spill_error(&d2, e))?))),
@@ -294,6 +298,49 @@ mod tests {
             deleted_at: None,
             version: 0,
         }
+    }
+
+    fn gather(spill_dir: &Path, customers: usize) -> DomainResult<Vec<Key>> {
+        let bulk = BulkEntries::new(spill_dir)?;
+        for i in 0..customers {
+            let mut c = customer(&format!("person{i}@example.com"), &format!("Last{i}"));
+            c.id = format!("cus_{i:06}");
+            bulk.add(c)?;
+        }
+        let (entries, markers) = bulk.sorted()?;
+        let mut keys = entries.collect::<DomainResult<Vec<Key>>>()?;
+        keys.extend(markers.collect::<DomainResult<Vec<Key>>>()?);
+        Ok(keys)
+    }
+
+    #[test]
+    fn bulk_entries_come_out_in_key_order_then_the_markers() {
+        let dir = std::env::temp_dir().join(format!("bulk-{}", ulid::Ulid::new()));
+        // Enough customers for the entries to spill to files.
+        let keys = gather(&dir, 12_000).expect("gathered");
+        let (written, markers): (Vec<Key>, Vec<Key>) =
+            keys.into_iter().partition(|k| k.pk != PENDING);
+        assert!(written.len() > SPILL_RUN_ENTRIES, "{} entries", written.len());
+        assert!(written.windows(2).all(|w| (&w[0].pk, &w[0].sk) < (&w[1].pk, &w[1].sk)));
+        let mut c = customer("person77@example.com", "Last77");
+        c.id = "cus_000077".into();
+        assert!(entries(&c).iter().all(|k| written.contains(k)));
+        assert_eq!(markers.len(), 12_000);
+        assert_eq!(markers[77], pending_key("cus_000077"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_spill_that_cannot_be_written_is_an_error() {
+        // The spill directory's parent is a file: the first run cannot be written.
+        let file = std::env::temp_dir().join(format!("not-a-dir-{}", ulid::Ulid::new()));
+        std::fs::write(&file, b"").expect("temp file");
+        let result = gather(&file.join("spill"), 12_000);
+        let _ = std::fs::remove_file(&file);
+        assert!(
+            matches!(&result, Err(DomainError::Internal(m)) if m.contains("search entries")),
+            "{result:?}"
+        );
     }
 
     /// What a prefix read over `entries` would find for `q`, done in memory.

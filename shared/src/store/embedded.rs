@@ -59,10 +59,7 @@ enum Job {
 /// was a third of its time in a bulk load).
 enum Ready {
     Put {
-        pk: String,
-        sk: String,
-        bytes: Vec<u8>,
-        index_keys: Vec<(Index, String, String)>,
+        item: Prepared,
         condition: Option<Condition>,
     },
     Delete {
@@ -81,17 +78,24 @@ enum Ready {
     },
 }
 
-impl Ready {
-    fn put(item: &Item, condition: Option<Condition>) -> Result<Ready, StoreError> {
-        let key = Key::of(item)?;
+/// An item as it is stored: its key, its encoded value and its secondary index keys.
+struct Prepared {
+    pk: String,
+    sk: String,
+    bytes: Vec<u8>,
+    index_keys: Vec<(Index, String, String)>,
+}
+
+impl Prepared {
+    fn of(item: &Item) -> Result<Prepared, StoreError> {
+        let Key { pk, sk } = Key::of(item)?;
         if item.len() == 2 {
             // A bare key (a marker, a search entry): nothing to encode, no index to feed.
-            return Ok(Ready::Put {
-                pk: key.pk,
-                sk: key.sk,
+            return Ok(Prepared {
+                pk,
+                sk,
                 bytes: b"{}".to_vec(),
                 index_keys: Vec::new(),
-                condition,
             });
         }
         let index_keys = Index::SECONDARY
@@ -100,11 +104,19 @@ impl Ready {
                 index_key(item, index).map(|(p, s)| (index, p.to_owned(), s.to_owned()))
             })
             .collect();
-        Ok(Ready::Put {
+        Ok(Prepared {
             bytes: encode(item)?,
-            pk: key.pk,
-            sk: key.sk,
+            pk,
+            sk,
             index_keys,
+        })
+    }
+}
+
+impl Ready {
+    fn put(item: &Item, condition: Option<Condition>) -> Result<Ready, StoreError> {
+        Ok(Ready::Put {
+            item: Prepared::of(item)?,
             condition,
         })
     }
@@ -154,7 +166,7 @@ impl Ready {
 
     fn key(&self) -> (&str, &str) {
         match self {
-            Ready::Put { pk, sk, .. } => (pk, sk),
+            Ready::Put { item, .. } => (&item.pk, &item.sk),
             Ready::Delete { key, .. } | Ready::Check { key, .. } | Ready::Add { key, .. } => {
                 (&key.pk, &key.sk)
             }
@@ -366,13 +378,7 @@ impl<'t> Tables<'t> {
 
     fn apply(&mut self, op: &Ready) -> Result<(), StoreError> {
         match op {
-            Ready::Put {
-                pk,
-                sk,
-                bytes,
-                index_keys,
-                ..
-            } => self.put(pk, sk, bytes, index_keys),
+            Ready::Put { item, .. } => self.put(item),
             Ready::Delete { key, .. } => self.delete(key),
             Ready::Check { .. } => Ok(()),
             Ready::Add {
@@ -389,39 +395,25 @@ impl<'t> Tables<'t> {
                 });
                 let now = item.get(attribute).and_then(Value::as_i64).unwrap_or(0);
                 item.insert(attribute.clone(), (now + delta).into());
-                match Ready::put(&item, None)? {
-                    Ready::Put {
-                        pk,
-                        sk,
-                        bytes,
-                        index_keys,
-                        ..
-                    } => self.put(&pk, &sk, &bytes, &index_keys),
-                    _ => Err(backend("an addition did not make a put")),
-                }
+                self.put(&Prepared::of(&item)?)
             }
         }
     }
 
     /// Writes the item; the value it replaces comes back from the insert, and only when there
     /// was one is it decoded, to take its index entries away.
-    fn put(
-        &mut self,
-        pk: &str,
-        sk: &str,
-        bytes: &[u8],
-        index_keys: &[(Index, String, String)],
-    ) -> Result<(), StoreError> {
+    fn put(&mut self, item: &Prepared) -> Result<(), StoreError> {
+        let (pk, sk) = (item.pk.as_str(), item.sk.as_str());
         let replaced = self
             .items
-            .insert((pk, sk), bytes)
+            .insert((pk, sk), item.bytes.as_slice())
             .map_err(backend)?
             .map(|old| decode_parts(pk, sk, old.value()))
             .transpose()?;
         if let Some(old) = replaced {
             self.unindex(pk, sk, &old)?;
         }
-        for (index, ipk, isk) in index_keys {
+        for (index, ipk, isk) in &item.index_keys {
             if let Some((_, table)) = self.indexes.iter_mut().find(|(i, _)| i == index) {
                 table
                     .insert((ipk.as_str(), isk.as_str(), pk, sk), ())

@@ -694,12 +694,13 @@ impl Importer {
         if customers.is_empty() {
             return Ok(created);
         }
-        let mut kept: Vec<Customer> = match bulk {
+        // What the bulk entries need once the customers are written (`customers` moves).
+        let mut kept = match bulk {
             Some(_) => customers.iter().map(|(c, _)| c.clone()).collect(),
             None => Vec::new(),
-        };
+        }
+        .into_iter();
         let outcomes = self.customers.create_many_imported(customers).await?;
-        let mut kept = kept.drain(..);
         for (i, outcome) in planned.into_iter().zip(outcomes) {
             created[i] = outcome.is_ok();
             if let (Some(bulk), Some(customer)) = (bulk, kept.next())
