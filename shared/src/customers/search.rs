@@ -320,8 +320,16 @@ mod tests {
         let keys = gather(&dir, 12_000).expect("gathered");
         let (written, markers): (Vec<Key>, Vec<Key>) =
             keys.into_iter().partition(|k| k.pk != PENDING);
-        assert!(written.len() > SPILL_RUN_ENTRIES, "{} entries", written.len());
-        assert!(written.windows(2).all(|w| (&w[0].pk, &w[0].sk) < (&w[1].pk, &w[1].sk)));
+        assert!(
+            written.len() > SPILL_RUN_ENTRIES,
+            "{} entries",
+            written.len()
+        );
+        assert!(
+            written
+                .windows(2)
+                .all(|w| (&w[0].pk, &w[0].sk) < (&w[1].pk, &w[1].sk))
+        );
         let mut c = customer("person77@example.com", "Last77");
         c.id = "cus_000077".into();
         assert!(entries(&c).iter().all(|k| written.contains(k)));
