@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
+use tokio::task::JoinHandle;
 
 use std::collections::BTreeSet;
 
@@ -311,14 +312,24 @@ impl CustomerRepository {
             "writing search entries of a bulk load in key order"
         );
         let (entries, markers) = bulk.sorted()?;
-        let mut puts = Vec::with_capacity(INDEX_WRITE);
+        // One chunk is written while the next is read from the sorted runs.
+        let mut writing: Option<JoinHandle<Result<(), StoreError>>> = None;
+        let mut chunk = Vec::with_capacity(INDEX_WRITE);
         for key in entries {
-            puts.push(BatchOp::Put(search::item(&key?)));
-            if puts.len() >= INDEX_WRITE {
-                self.store.batch_write(std::mem::take(&mut puts)).await?;
+            chunk.push(key?);
+            if chunk.len() >= INDEX_WRITE {
+                let (store, keys) = (self.store.clone(), std::mem::take(&mut chunk));
+                chunk.reserve(INDEX_WRITE);
+                let started = tokio::spawn(async move { store.put_keys(keys).await });
+                if let Some(previous) = writing.replace(started) {
+                    written(previous).await?;
+                }
             }
         }
-        self.store.batch_write(puts).await?;
+        if let Some(previous) = writing {
+            written(previous).await?;
+        }
+        self.store.put_keys(chunk).await?;
         let mut deletes = Vec::with_capacity(INDEX_WRITE);
         for key in markers {
             deletes.push(BatchOp::Delete(key?));
@@ -892,4 +903,11 @@ impl<'q> Window<'q> {
             next_after,
         }
     }
+}
+
+/// The outcome of a write handed to a task of its own.
+async fn written(task: JoinHandle<Result<(), StoreError>>) -> DomainResult<()> {
+    task.await
+        .map_err(|e| DomainError::Internal(format!("a store write stopped: {e}")))?
+        .map_err(DomainError::from)
 }

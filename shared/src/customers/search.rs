@@ -74,10 +74,7 @@ pub fn entries(c: &Customer) -> BTreeSet<Key> {
 /// An entry is its key alone: the customer id is the sort key's tail, so a value would only
 /// repeat it (and made the index a third larger on disk).
 pub fn item(key: &Key) -> Item {
-    let mut item = Item::with_capacity(2);
-    item.insert(crate::store::PK.into(), key.pk.clone().into());
-    item.insert(crate::store::SK.into(), key.sk.clone().into());
-    item
+    crate::store::bare_item(key)
 }
 
 /// The customer an entry points at. Entries written before carry it as `customer_id` too.
@@ -221,13 +218,16 @@ impl BulkEntries {
         let (d1, d2) = (dir.clone(), dir);
         Ok((
             lines.map(move |line| {
-                let line = line.map_err(|e| spill_error(&d1, e))?;
-                let (pk, sk) = line.split_once('\0').ok_or_else(|| {
-                    DomainError::Internal(format!(
-                        "a spilled search entry lost its shape: {line:?}"
-                    ))
-                })?;
-                Ok(Key::new(pk, sk))
+                let mut pk = line.map_err(|e| spill_error(&d1, e))?;
+                let Some(separator) = pk.find('\0') else {
+                    return Err(DomainError::Internal(format!(
+                        "a spilled search entry lost its shape: {pk:?}"
+                    )));
+                };
+                // The line becomes the partition and its tail the sort key: one copy, not two.
+                let sk = pk[separator + 1..].to_owned();
+                pk.truncate(separator);
+                Ok(Key { pk, sk })
             }),
             ids.map(move |id| Ok(pending_key(&id.map_err(|e| spill_error(&d2, e))?))),
         ))

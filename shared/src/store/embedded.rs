@@ -87,17 +87,22 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn of(item: &Item) -> Result<Prepared, StoreError> {
-        let Key { pk, sk } = Key::of(item)?;
-        if item.len() == 2 {
-            // A bare key (a marker, a search entry): nothing to encode, no index to feed.
-            return Ok(Prepared {
-                pk,
-                sk,
-                bytes: b"{}".to_vec(),
-                index_keys: Vec::new(),
-            });
+    /// A bare key (a marker, a search entry): nothing to encode, no index to feed.
+    fn bare(Key { pk, sk }: Key) -> Prepared {
+        Prepared {
+            pk,
+            sk,
+            bytes: b"{}".to_vec(),
+            index_keys: Vec::new(),
         }
+    }
+
+    fn of(item: &Item) -> Result<Prepared, StoreError> {
+        let key = Key::of(item)?;
+        if item.len() == 2 {
+            return Ok(Prepared::bare(key));
+        }
+        let Key { pk, sk } = key;
         let index_keys = Index::SECONDARY
             .into_iter()
             .filter_map(|index| {
@@ -691,6 +696,20 @@ impl KvStore for EmbeddedStore {
             .into_iter()
             .map(Ready::batch)
             .collect::<Result<_, _>>()?;
+        self.submit(Job::Batch(ready)).await
+    }
+
+    async fn put_keys(&self, keys: Vec<Key>) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let ready = keys
+            .into_iter()
+            .map(|key| Ready::Put {
+                item: Prepared::bare(key),
+                condition: None,
+            })
+            .collect();
         self.submit(Job::Batch(ready)).await
     }
 

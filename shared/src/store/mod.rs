@@ -173,6 +173,14 @@ impl WriteOp {
 }
 
 /// An unconditional write for bulk loads; batches are not atomic but each write is idempotent.
+/// An item that is its key alone.
+pub fn bare_item(key: &Key) -> Item {
+    let mut item = Item::with_capacity(2);
+    item.insert(PK.into(), key.pk.clone().into());
+    item.insert(SK.into(), key.sk.clone().into());
+    item
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchOp {
     Put(Item),
@@ -261,6 +269,12 @@ pub trait KvStore: Send + Sync {
     /// Unconditional puts and deletes, retried until all are applied.
     async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError>;
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError>;
+    /// Unconditional puts of items that are their key alone (markers, search entries): a
+    /// batch write of bare items, which a backend may store without building each item.
+    async fn put_keys(&self, keys: Vec<Key>) -> Result<(), StoreError> {
+        self.batch_write(keys.iter().map(|k| BatchOp::Put(bare_item(k))).collect())
+            .await
+    }
     /// A view of this store whose writes skip the wait for disk until the next write of the
     /// store itself, which makes them durable too (the embedded file: no fsync per commit).
     /// For bulk work that checkpoints through the store itself, so a crash loses only what the
