@@ -29,6 +29,9 @@ use crate::store::{BatchOp, MAX_TRANSACTION_OPS, WriteOp};
 pub const BATCH_ROWS: usize = 500;
 /// Batches parsed ahead of the writers.
 const BATCHES_AHEAD: usize = 2;
+/// How often a checkpoint waits for the disk; those between are written without an fsync and
+/// become durable with the next one (a crash costs at most this much work again).
+const DURABLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// When a run should stop early and leave the rest to the next run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -47,6 +50,13 @@ pub struct Tally {
     pub updated: u64,
     pub unchanged: u64,
     pub failed: u64,
+}
+
+impl RunLimits {
+    fn reached(&self, rows_done: u64) -> bool {
+        self.max_rows.is_some_and(|max| rows_done >= max)
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
 }
 
 impl Tally {
@@ -72,6 +82,78 @@ struct Batch {
     /// Byte offset just after the batch's last row, and the row number reached.
     end_offset: u64,
     end_row: u64,
+}
+
+/// The rows of a batch the fast path creates, worked out before they are written.
+#[derive(Default)]
+struct Creates {
+    /// Positions in the batch, in the order of `customers`.
+    rows: Vec<usize>,
+    /// Each customer with what is written in its transaction (taken when it is sent).
+    customers: Vec<(Customer, Vec<WriteOp>)>,
+    /// Copies for the bulk search entries (empty when there are none to gather).
+    kept: Vec<Customer>,
+}
+
+impl Creates {
+    /// Which rows of a batch of `len` were created, given the outcome of each planned one;
+    /// the created customers' search entries go to `bulk`.
+    fn settle(
+        self,
+        len: usize,
+        outcomes: Vec<DomainResult<()>>,
+        bulk: Option<&BulkEntries>,
+    ) -> DomainResult<Vec<bool>> {
+        let mut created = vec![false; len];
+        let mut kept = self.kept.into_iter();
+        for (i, outcome) in self.rows.into_iter().zip(outcomes) {
+            created[i] = outcome.is_ok();
+            if let (Some(bulk), Some(customer)) = (bulk, kept.next())
+                && created[i]
+            {
+                bulk.add(customer)?;
+            }
+        }
+        Ok(created)
+    }
+}
+
+/// The customers a batch's rows name (email and `has_account`, and given ids): a batch
+/// planned while this one is written leaves those rows to the row-by-row path.
+#[derive(Default)]
+struct Claimed {
+    emails: HashSet<(String, bool)>,
+    ids: HashSet<String>,
+}
+
+impl Claimed {
+    fn of(rows: &[Row]) -> Claimed {
+        let mut claimed = Claimed::default();
+        for record in rows.iter().filter_map(|(r, _)| r.as_ref().ok()) {
+            claimed
+                .emails
+                .insert((normalize_email(&record.email), record.has_account));
+            if let Some(id) = &record.id {
+                claimed.ids.insert(id.clone());
+            }
+        }
+        claimed
+    }
+
+    fn holds(&self, record: &ImportRecord) -> bool {
+        self.emails
+            .contains(&(normalize_email(&record.email), record.has_account))
+            || record.id.as_ref().is_some_and(|id| self.ids.contains(id))
+    }
+}
+
+/// A batch whose creates were sent to the store and are being written.
+struct Writing {
+    batch: Batch,
+    creates: Creates,
+    /// The creates' outcomes; `None` when they could not be planned.
+    creating: Option<tokio::task::JoinHandle<DomainResult<Vec<DomainResult<()>>>>>,
+    claimed: Claimed,
 }
 
 enum Parsed {
@@ -340,9 +422,15 @@ impl Importer {
         });
         let started_rows = job.processed;
         let mut stopped_early = false;
+        let bulk_wanted = search::deferred_in_bulk(self.customers.store().as_ref());
+        let mut durable_at = Instant::now();
+        // Where the store merges transactions, one batch is written while the next is planned.
+        let pipelined = self.customers.store().transactions_are_cheap();
+        let mut writing: Option<Writing> = None;
+        let mut fatal = None;
         // Where the store takes them far faster in key order, the search entries of the
         // customers this run creates are written after its rows (see `customers::search`).
-        let bulk = if search::deferred_in_bulk(self.customers.store().as_ref()) {
+        let bulk = if bulk_wanted {
             Some(BulkEntries::new(&self.spill_dir)?)
         } else {
             None
@@ -350,9 +438,8 @@ impl Importer {
         while let Some(parsed) = receiver.recv().await {
             match parsed {
                 Parsed::Fatal(message) => {
-                    drop(receiver);
-                    let _ = parser.await;
-                    return self.fail(job, message).await;
+                    fatal = Some(message);
+                    break;
                 }
                 Parsed::Header(names, end) => {
                     let format = Header::detect(names.clone())
@@ -366,21 +453,62 @@ impl Importer {
                     };
                     job = self.jobs.save(&job, next).await?;
                 }
+                Parsed::Batch(batch) if pipelined => {
+                    // This batch's new customers are worked out and sent while the last
+                    // batch's are written; then the last batch is finished. Rows of customers
+                    // the last batch names wait for the row-by-row path, which runs after it;
+                    // everything else the two batches write is apart or adds up.
+                    let claimed = writing.as_ref().map(|w: &Writing| &w.claimed);
+                    let planned = self
+                        .plan_creates(&batch.rows, job.created_by.as_deref(), claimed, bulk_wanted)
+                        .await
+                        // A store that cannot answer now: the row-by-row path meets it later.
+                        .ok();
+                    let sent = batch.rows.len() as u64;
+                    let started = self.start_writing(batch, planned);
+                    if let Some(previous) = writing.replace(started) {
+                        let durable = durable_at.elapsed() >= DURABLE_EVERY;
+                        job = self
+                            .finish_writing(job, previous, bulk.as_ref(), durable)
+                            .await?;
+                        if durable {
+                            durable_at = Instant::now();
+                        }
+                    }
+                    // Counted as the serial path counts: this batch is as good as written.
+                    if limits.reached(job.processed + sent - started_rows) {
+                        stopped_early = true;
+                        break;
+                    }
+                }
                 Parsed::Batch(batch) => {
-                    job = self.write_batch_retrying(job, batch, bulk.as_ref()).await?;
-                    let done = job.processed - started_rows;
-                    if limits.max_rows.is_some_and(|max| done >= max)
-                        || limits.deadline.is_some_and(|d| Instant::now() >= d)
-                    {
+                    let durable = durable_at.elapsed() >= DURABLE_EVERY;
+                    job = self
+                        .write_batch_retrying(job, batch, bulk.as_ref(), durable)
+                        .await?;
+                    if durable {
+                        durable_at = Instant::now();
+                    }
+                    if limits.reached(job.processed - started_rows) {
                         stopped_early = true;
                         break;
                     }
                 }
             }
         }
+        if let Some(last) = writing.take() {
+            job = self.finish_writing(job, last, bulk.as_ref(), false).await?;
+        }
+        if let Some(message) = fatal {
+            drop(receiver);
+            let _ = parser.await;
+            return self.fail(job, message).await;
+        }
         drop(receiver);
         let _ = parser.await;
         if stopped_early {
+            // The next run may start from a fresh process: the checkpoint it reads goes to disk.
+            job = self.jobs.save(&job, job.clone()).await?;
             tracing::info!(
                 job_id,
                 processed = job.processed,
@@ -449,8 +577,26 @@ impl Importer {
         } else {
             Vec::new()
         };
+        self.write_others(job_id, created_by, rows, &created).await
+    }
+
+    /// The rows of a batch the fast path did not create (`created`, by position; `rows` may be
+    /// empty when it created them all), one by one, and the tally of the whole batch.
+    async fn write_others(
+        &self,
+        job_id: &str,
+        created_by: Option<&str>,
+        rows: Vec<Row>,
+        created: &[bool],
+    ) -> DomainResult<Tally> {
         type RowResult = (Result<Outcome, RowError>, Option<String>);
-        let mut results: Vec<RowResult> = Vec::with_capacity(rows.len());
+        let mut results: Vec<RowResult> = Vec::with_capacity(created.len().max(rows.len()));
+        results.extend(
+            created
+                .iter()
+                .filter(|made| **made)
+                .map(|_| (Ok(Outcome::Created), None)),
+        );
         // The other rows, one queue per customer (email and `has_account`) in file order: queues
         // run side by side, a queue's rows one after the other, so the last row of a customer
         // is the one that stays.
@@ -458,7 +604,6 @@ impl Importer {
         let mut queue_of: HashMap<(String, bool), usize> = HashMap::new();
         for (i, row) in rows.into_iter().enumerate() {
             if created.get(i).copied().unwrap_or(false) {
-                results.push((Ok(Outcome::Created), None));
                 continue;
             }
             let customer = row
@@ -551,6 +696,7 @@ impl Importer {
         job: Job,
         batch: Batch,
         bulk: Option<&BulkEntries>,
+        durable: bool,
     ) -> DomainResult<Job> {
         let mut backoff = self.store_retry.clone();
         loop {
@@ -558,7 +704,7 @@ impl Importer {
                 rows: batch.rows.clone(),
                 ..batch
             };
-            match self.write_batch(job.clone(), attempt, bulk).await {
+            match self.write_batch(job.clone(), attempt, bulk, durable).await {
                 Err(e @ DomainError::Unavailable(_)) => {
                     tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
                     if !backoff.wait().await {
@@ -575,15 +721,123 @@ impl Importer {
         job: Job,
         batch: Batch,
         bulk: Option<&BulkEntries>,
+        durable: bool,
     ) -> DomainResult<Job> {
         let tally = self
             .write_rows(&job.id, job.created_by.as_deref(), batch.rows, bulk)
             .await?;
+        self.checkpoint(job, tally, batch.end_offset, batch.end_row, durable)
+            .await
+    }
+
+    /// The job moved past a written batch, with its counts.
+    async fn checkpoint(
+        &self,
+        job: Job,
+        tally: Tally,
+        end_offset: u64,
+        end_row: u64,
+        durable: bool,
+    ) -> DomainResult<Job> {
         let mut next = job.clone();
         tally.add_to(&mut next);
-        next.checkpoint_offset = batch.end_offset;
-        next.checkpoint_row = batch.end_row;
-        self.jobs.save(&job, next).await
+        next.checkpoint_offset = end_offset;
+        next.checkpoint_row = end_row;
+        self.jobs.save_checkpoint(&job, next, durable).await
+    }
+
+    /// Sends the creates planned for `batch` to the store (a task of their own, so that the
+    /// next batch is planned meanwhile).
+    fn start_writing(&self, batch: Batch, planned: Option<Creates>) -> Writing {
+        let claimed = Claimed::of(&batch.rows);
+        let (creates, creating) = match planned {
+            Some(mut creates) => {
+                let customers = std::mem::take(&mut creates.customers);
+                let service = self.customers.clone();
+                let task = tokio::spawn(async move {
+                    if customers.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    service.create_many_imported(customers).await
+                });
+                (creates, Some(task))
+            }
+            None => (Creates::default(), None),
+        };
+        Writing {
+            batch,
+            creates,
+            creating,
+            claimed,
+        }
+    }
+
+    /// Waits for a batch's creates, writes its other rows and checkpoints. A batch whose
+    /// creates were not planned or not written goes the whole way again, as a failed batch
+    /// does: every write is an upsert.
+    async fn finish_writing(
+        &self,
+        job: Job,
+        writing: Writing,
+        bulk: Option<&BulkEntries>,
+        durable: bool,
+    ) -> DomainResult<Job> {
+        let Writing {
+            batch,
+            creates,
+            creating,
+            ..
+        } = writing;
+        let outcomes = match creating {
+            Some(task) => match task.await {
+                Ok(Ok(outcomes)) => Some(outcomes),
+                Ok(Err(e)) => {
+                    tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
+                    None
+                }
+            },
+            None => None,
+        };
+        let Some(outcomes) = outcomes else {
+            return self.write_batch_retrying(job, batch, bulk, durable).await;
+        };
+        let created = creates.settle(batch.rows.len(), outcomes, bulk)?;
+        let others = if created.iter().all(|made| *made) {
+            Vec::new()
+        } else {
+            batch.rows.clone()
+        };
+        match self
+            .write_others(&job.id, job.created_by.as_deref(), others, &created)
+            .await
+        {
+            Ok(tally) => {
+                let mut backoff = self.store_retry.clone();
+                loop {
+                    let saved = self
+                        .checkpoint(job.clone(), tally, batch.end_offset, batch.end_row, durable)
+                        .await;
+                    match saved {
+                        Err(e @ DomainError::Unavailable(_)) => {
+                            tracing::warn!(job_id = %job.id, error = %e, "checkpoint not written, retrying");
+                            if !backoff.wait().await {
+                                return Err(e);
+                            }
+                        }
+                        other => return other,
+                    }
+                }
+            }
+            Err(e @ DomainError::Unavailable(_)) => {
+                tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
+                self.write_batch_retrying(job, batch, bulk, durable).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The fast path of a batch where the store merges transactions (the embedded file): every
@@ -600,14 +854,37 @@ impl Importer {
         created_by: Option<&str>,
         bulk: Option<&BulkEntries>,
     ) -> DomainResult<Vec<bool>> {
-        let mut created = vec![false; rows.len()];
+        let mut creates = self
+            .plan_creates(rows, created_by, None, bulk.is_some())
+            .await?;
+        let customers = std::mem::take(&mut creates.customers);
+        let outcomes = if customers.is_empty() {
+            Vec::new()
+        } else {
+            self.customers.create_many_imported(customers).await?
+        };
+        creates.settle(rows.len(), outcomes, bulk)
+    }
+
+    /// Works out which rows of a batch the fast path creates and what it writes for each;
+    /// rows of customers in `claimed` (a batch still being written) are left to the row-by-row
+    /// path, which runs after that batch, so the file's order decides between them. `keep`
+    /// keeps a copy of each customer for the bulk search entries.
+    async fn plan_creates(
+        &self,
+        rows: &[Row],
+        created_by: Option<&str>,
+        claimed: Option<&Claimed>,
+        keep: bool,
+    ) -> DomainResult<Creates> {
         let records: Vec<(usize, &ImportRecord)> = rows
             .iter()
             .enumerate()
             .filter_map(|(i, (r, _))| r.as_ref().ok().map(|r| (i, r)))
+            .filter(|(_, r)| claimed.is_none_or(|c| !c.holds(r)))
             .collect();
         if records.is_empty() {
-            return Ok(created);
+            return Ok(Creates::default());
         }
         let emails: Vec<(String, bool)> = records
             .iter()
@@ -691,25 +968,16 @@ impl Importer {
             planned.push(i);
             customers.push((customer, extra));
         }
-        if customers.is_empty() {
-            return Ok(created);
-        }
         // What the bulk entries need once the customers are written (`customers` moves).
-        let mut kept = match bulk {
-            Some(_) => customers.iter().map(|(c, _)| c.clone()).collect(),
-            None => Vec::new(),
-        }
-        .into_iter();
-        let outcomes = self.customers.create_many_imported(customers).await?;
-        for (i, outcome) in planned.into_iter().zip(outcomes) {
-            created[i] = outcome.is_ok();
-            if let (Some(bulk), Some(customer)) = (bulk, kept.next())
-                && created[i]
-            {
-                bulk.add(customer)?;
-            }
-        }
-        Ok(created)
+        let kept = match keep {
+            true => customers.iter().map(|(c, _)| c.clone()).collect(),
+            false => Vec::new(),
+        };
+        Ok(Creates {
+            rows: planned,
+            customers,
+            kept,
+        })
     }
 
     /// Creates or updates the customer of `record` by email (and `has_account`), then its

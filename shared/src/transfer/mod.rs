@@ -254,10 +254,34 @@ impl Jobs {
     }
 
     /// Writes `next` over `current`; fails with `Conflict` when someone else moved the job on.
-    pub async fn save(&self, current: &Job, mut next: Job) -> DomainResult<Job> {
+    pub async fn save(&self, current: &Job, next: Job) -> DomainResult<Job> {
+        self.save_to(&self.store, current, next).await
+    }
+
+    /// [`Jobs::save`] for a checkpoint of bulk work: through the store's deferred view (no
+    /// wait for the disk) unless `durable`. A crash goes back to the last durable checkpoint,
+    /// with the rows written up to it, and the next run writes the rest again: every row write
+    /// is an upsert.
+    pub async fn save_checkpoint(
+        &self,
+        current: &Job,
+        next: Job,
+        durable: bool,
+    ) -> DomainResult<Job> {
+        match self.store.deferred().filter(|_| !durable) {
+            Some(deferred) => self.save_to(&deferred, current, next).await,
+            None => self.save(current, next).await,
+        }
+    }
+
+    async fn save_to(
+        &self,
+        store: &Arc<dyn KvStore>,
+        current: &Job,
+        mut next: Job,
+    ) -> DomainResult<Job> {
         next.version = current.version + 1;
-        match self
-            .store
+        match store
             .transact(vec![WriteOp::Put {
                 item: to_item(&next)?,
                 condition: Some(Condition::equals("version", current.version)),
