@@ -4,7 +4,10 @@
 //! per commit.
 //!
 //! `cargo run --release --manifest-path infra/bench/redb-ceiling/Cargo.toml -- CUSTOMERS FILE
-//! SEARCH_KEYS ROWS_PER_COMMIT` prints customers/s. Run it with 0 search keys to see the rest.
+//! SEARCH_KEYS ROWS_PER_COMMIT [deferred]` prints customers/s. Run it with 0 search keys to see
+//! the rest. `deferred` writes the search keys sorted after the rows, as an embedded bulk import
+//! does. `NODUR=1` commits without an fsync (one durable commit at the end), as the import's
+//! row commits do; `CHUNK=N` sets the sorted keys per commit (200,000).
 
 use std::time::Instant;
 
@@ -41,8 +44,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let small = vec![b'y'; 60];
     let started = Instant::now();
     let mut done = 0u64;
+    let nodur = std::env::var("NODUR").is_ok();
     while done < customers {
-        let txn = db.begin_write()?;
+        let mut txn = db.begin_write()?;
+        if nodur {
+            txn.set_durability(redb::Durability::None)?;
+        }
         {
             let mut items = txn.open_table(ITEMS)?;
             let mut search = txn.open_table(SEARCH)?;
@@ -71,8 +78,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows_done = started.elapsed().as_secs_f64();
     if deferred {
         spilled.sort_unstable();
-        for chunk in spilled.chunks(200_000) {
-            let txn = db.begin_write()?;
+        let chunk_size: usize = std::env::var("CHUNK")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(200_000);
+        for chunk in spilled.chunks(chunk_size) {
+            let mut txn = db.begin_write()?;
+            if nodur {
+                txn.set_durability(redb::Durability::None)?;
+            }
             {
                 let mut search = txn.open_table(SEARCH)?;
                 for key in chunk {
@@ -81,7 +95,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             txn.commit()?;
         }
-        println!("rows {rows_done:.1} s, index {:.1} s", started.elapsed().as_secs_f64() - rows_done);
+        println!(
+            "rows {rows_done:.1} s, index {:.1} s",
+            started.elapsed().as_secs_f64() - rows_done
+        );
+    }
+    if nodur {
+        let txn = db.begin_write()?;
+        txn.commit()?;
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
