@@ -52,6 +52,20 @@ pub struct Tally {
     pub failed: u64,
 }
 
+/// When the last checkpoint that waited for the disk was written.
+struct DurableEvery(Instant);
+
+impl DurableEvery {
+    /// Whether the next checkpoint waits for the disk (then counted from now).
+    fn due(&mut self) -> bool {
+        let due = self.0.elapsed() >= DURABLE_EVERY;
+        if due {
+            self.0 = Instant::now();
+        }
+        due
+    }
+}
+
 impl RunLimits {
     fn reached(&self, rows_done: u64) -> bool {
         self.max_rows.is_some_and(|max| rows_done >= max)
@@ -423,7 +437,7 @@ impl Importer {
         let started_rows = job.processed;
         let mut stopped_early = false;
         let bulk_wanted = search::deferred_in_bulk(self.customers.store().as_ref());
-        let mut durable_at = Instant::now();
+        let mut durable = DurableEvery(Instant::now());
         // Where the store merges transactions, one batch is written while the next is planned.
         let pipelined = self.customers.store().transactions_are_cheap();
         let mut writing: Option<Writing> = None;
@@ -467,13 +481,9 @@ impl Importer {
                     let sent = batch.rows.len() as u64;
                     let started = self.start_writing(batch, planned);
                     if let Some(previous) = writing.replace(started) {
-                        let durable = durable_at.elapsed() >= DURABLE_EVERY;
                         job = self
-                            .finish_writing(job, previous, bulk.as_ref(), durable)
+                            .finish_writing(job, previous, bulk.as_ref(), durable.due())
                             .await?;
-                        if durable {
-                            durable_at = Instant::now();
-                        }
                     }
                     // Counted as the serial path counts: this batch is as good as written.
                     if limits.reached(job.processed + sent - started_rows) {
@@ -482,13 +492,9 @@ impl Importer {
                     }
                 }
                 Parsed::Batch(batch) => {
-                    let durable = durable_at.elapsed() >= DURABLE_EVERY;
                     job = self
-                        .write_batch_retrying(job, batch, bulk.as_ref(), durable)
+                        .write_batch_retrying(job, batch, bulk.as_ref(), durable.due())
                         .await?;
-                    if durable {
-                        durable_at = Instant::now();
-                    }
                     if limits.reached(job.processed - started_rows) {
                         stopped_early = true;
                         break;
@@ -789,12 +795,12 @@ impl Importer {
             ..
         } = writing;
         let outcomes = match creating {
-            Some(task) => match task.await {
-                Ok(Ok(outcomes)) => Some(outcomes),
-                Ok(Err(e)) => {
-                    tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
-                    None
-                }
+            Some(task) => match task
+                .await
+                .map_err(|e| DomainError::Internal(e.to_string()))
+                .and_then(|written| written)
+            {
+                Ok(outcomes) => Some(outcomes),
                 Err(e) => {
                     tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
                     None
