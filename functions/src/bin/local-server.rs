@@ -48,6 +48,7 @@ fn main() -> std::process::ExitCode {
 /// mimalloc commits its arenas whole and keeps freed pages for a second, which took a 100,000-row
 /// import from about 85 MB to 130-145 MB peak RSS. mimalloc reads these settings when it starts,
 /// before `main`, so the command starts itself again with them set (unless they are set).
+#[cfg(unix)]
 fn keep_bulk_memory_flat() {
     use std::os::unix::process::CommandExt as _;
     const SETTINGS: [(&str, &str); 2] = [
@@ -70,6 +71,9 @@ fn keep_bulk_memory_flat() {
     // Only reached when it could not start again: go on as we are.
     eprintln!("note: running without the bulk memory settings ({error})");
 }
+
+#[cfg(not(unix))]
+fn keep_bulk_memory_flat() {}
 
 /// Streaming commands read each item about once: a small page cache serves them as well as a
 /// large one, and keeps their memory flat. `STORE_CACHE_MB` still wins when set.

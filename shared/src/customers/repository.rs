@@ -224,17 +224,17 @@ impl CustomerRepository {
             let inline = cheap && entries.len() + ops.len() <= MAX_TRANSACTION_OPS;
             if inline {
                 ops.extend(entries.iter().map(|k| WriteOp::Put {
-                    item: search::item(k),
+                    item: crate::store::bare_item(k),
                     condition: None,
                 }));
             } else {
-                ahead.extend(entries.iter().map(|k| BatchOp::Put(search::item(k))));
+                ahead.extend(entries.iter().cloned());
             }
             transactions.push(ops);
             plans.push((c, first_extra, (!inline).then_some(entries)));
         }
         if !ahead.is_empty() {
-            self.store.batch_write(ahead).await?;
+            self.store.put_keys(ahead).await?;
         }
         let outcomes = self.store.transact_each(transactions).await?;
         let mut results = Vec::with_capacity(plans.len());
@@ -343,8 +343,7 @@ impl CustomerRepository {
     }
 
     async fn put_search_entries(&self, keys: &BTreeSet<Key>) -> DomainResult<()> {
-        let puts = keys.iter().map(|k| BatchOp::Put(search::item(k))).collect();
-        Ok(self.store.batch_write(puts).await?)
+        Ok(self.store.put_keys(keys.iter().cloned().collect()).await?)
     }
 
     /// Removes entries the customer no longer needs, only while it is still at `version`: a

@@ -41,7 +41,9 @@ fn partition(suffix: &str) -> String {
     format!("SFX#{head}")
 }
 
-/// The index keys of a live customer (none for a deleted one).
+/// The index keys of a live customer (none for a deleted one). Each is stored as its key alone
+/// (`store::bare_item`): the customer id is the sort key's tail, so a value would only repeat it
+/// (and made the index a third larger on disk).
 pub fn entries(c: &Customer) -> BTreeSet<Key> {
     let mut keys = BTreeSet::new();
     if c.is_deleted() {
@@ -71,12 +73,6 @@ pub fn entries(c: &Customer) -> BTreeSet<Key> {
     keys
 }
 
-/// An entry is its key alone: the customer id is the sort key's tail, so a value would only
-/// repeat it (and made the index a third larger on disk).
-pub fn item(key: &Key) -> Item {
-    crate::store::bare_item(key)
-}
-
 /// The customer an entry points at. Entries written before carry it as `customer_id` too.
 fn customer_of(item: &Item) -> Option<String> {
     let sk = item.get(crate::store::SK)?.as_str()?;
@@ -95,7 +91,7 @@ const PENDING: &str = "SEARCH#PENDING";
 
 /// The marker of a customer whose entries a bulk load left for later.
 pub fn pending_item(customer_id: &str) -> Item {
-    item(&pending_key(customer_id))
+    crate::store::bare_item(&pending_key(customer_id))
 }
 
 pub fn pending_key(customer_id: &str) -> Key {

@@ -172,8 +172,7 @@ impl WriteOp {
     }
 }
 
-/// An unconditional write for bulk loads; batches are not atomic but each write is idempotent.
-/// An item that is its key alone.
+/// An item that is its key alone (a marker, a search entry).
 pub fn bare_item(key: &Key) -> Item {
     let mut item = Item::with_capacity(2);
     item.insert(PK.into(), key.pk.clone().into());
@@ -181,6 +180,7 @@ pub fn bare_item(key: &Key) -> Item {
     item
 }
 
+/// An unconditional write for bulk loads; batches are not atomic but each write is idempotent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BatchOp {
     Put(Item),

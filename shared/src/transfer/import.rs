@@ -704,15 +704,28 @@ impl Importer {
         bulk: Option<&BulkEntries>,
         durable: bool,
     ) -> DomainResult<Job> {
-        let mut backoff = self.store_retry.clone();
-        loop {
+        self.retrying(&job.id, "batch", || {
             let attempt = Batch {
                 rows: batch.rows.clone(),
                 ..batch
             };
-            match self.write_batch(job.clone(), attempt, bulk, durable).await {
+            self.write_batch(job.clone(), attempt, bulk, durable)
+        })
+        .await
+    }
+
+    /// Runs `attempt` again after a pause while the store fails for now (busy, timed out,
+    /// unreachable); its error once the pauses run out.
+    async fn retrying<T, F, Fut>(&self, job_id: &str, what: &str, mut attempt: F) -> DomainResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = DomainResult<T>>,
+    {
+        let mut backoff = self.store_retry.clone();
+        loop {
+            match attempt().await {
                 Err(e @ DomainError::Unavailable(_)) => {
-                    tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
+                    tracing::warn!(job_id, error = %e, "{what} not written, retrying");
                     if !backoff.wait().await {
                         return Err(e);
                     }
@@ -822,21 +835,11 @@ impl Importer {
             .await
         {
             Ok(tally) => {
-                let mut backoff = self.store_retry.clone();
-                loop {
-                    let saved = self
-                        .checkpoint(job.clone(), tally, batch.end_offset, batch.end_row, durable)
-                        .await;
-                    match saved {
-                        Err(e @ DomainError::Unavailable(_)) => {
-                            tracing::warn!(job_id = %job.id, error = %e, "checkpoint not written, retrying");
-                            if !backoff.wait().await {
-                                return Err(e);
-                            }
-                        }
-                        other => return other,
-                    }
-                }
+                let (end_offset, end_row) = (batch.end_offset, batch.end_row);
+                self.retrying(&job.id, "checkpoint", || {
+                    self.checkpoint(job.clone(), tally, end_offset, end_row, durable)
+                })
+                .await
             }
             Err(e @ DomainError::Unavailable(_)) => {
                 tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
