@@ -309,6 +309,7 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
                             .collect(),
                     });
                 }
+                tables.write_added()?;
             }
             txn.commit().map_err(backend)
         })();
@@ -326,6 +327,10 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
 struct Tables<'t> {
     items: Table<'t, (&'static str, &'static str), &'static [u8]>,
     indexes: Vec<(Index, Table<'t, IndexKey, ()>)>,
+    /// Items that `Add`s changed in this commit, written once when it ends: a bulk load adds to
+    /// the same few counters once per customer, and reading, decoding, encoding and writing
+    /// one of them each time was a tenth of the writer's work.
+    added: Added,
 }
 
 impl<'t> Tables<'t> {
@@ -335,10 +340,25 @@ impl<'t> Tables<'t> {
         for index in Index::SECONDARY {
             indexes.push((index, txn.open_table(index_table(index)).map_err(backend)?));
         }
-        Ok(Tables { items, indexes })
+        Ok(Tables {
+            items,
+            indexes,
+            added: Added::default(),
+        })
+    }
+
+    /// Writes the items `Add`s changed: before the commit, or early when there are many.
+    fn write_added(&mut self) -> Result<(), StoreError> {
+        for (_, item) in std::mem::take(&mut self.added.0) {
+            self.put(&Prepared::of(&item)?)?;
+        }
+        Ok(())
     }
 
     fn load(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        if let Some(item) = self.added.get(&key.pk, &key.sk) {
+            return Ok(Some(item.clone()));
+        }
         match self
             .items
             .get((key.pk.as_str(), key.sk.as_str()))
@@ -352,6 +372,9 @@ impl<'t> Tables<'t> {
     /// Whether `condition` holds for the item at (pk, sk); only `Equals` needs the item
     /// itself, the others only whether it is there.
     fn holds(&self, pk: &str, sk: &str, condition: &Condition) -> Result<bool, StoreError> {
+        if let Some(item) = self.added.get(pk, sk) {
+            return Ok(condition.holds(Some(item)));
+        }
         let found = self.items.get((pk, sk)).map_err(backend)?;
         Ok(match (condition, found) {
             (Condition::Equals { .. }, Some(bytes)) => {
@@ -392,15 +415,26 @@ impl<'t> Tables<'t> {
                 delta,
                 ..
             } => {
-                let mut item = self.load(key)?.unwrap_or_else(|| {
-                    let mut fresh = Item::new();
-                    fresh.insert(PK.into(), key.pk.clone().into());
-                    fresh.insert(SK.into(), key.sk.clone().into());
-                    fresh
-                });
+                let at = match self.added.position(&key.pk, &key.sk) {
+                    Some(at) => at,
+                    None => {
+                        if self.added.0.len() >= ADDED_LIMIT {
+                            self.write_added()?;
+                        }
+                        let item = self.load(key)?.unwrap_or_else(|| {
+                            let mut fresh = Item::new();
+                            fresh.insert(PK.into(), key.pk.clone().into());
+                            fresh.insert(SK.into(), key.sk.clone().into());
+                            fresh
+                        });
+                        self.added.0.push((key.clone(), item));
+                        self.added.0.len() - 1
+                    }
+                };
+                let item = &mut self.added.0[at].1;
                 let now = item.get(attribute).and_then(Value::as_i64).unwrap_or(0);
                 item.insert(attribute.clone(), (now + delta).into());
-                self.put(&Prepared::of(&item)?)
+                Ok(())
             }
         }
     }
@@ -409,6 +443,7 @@ impl<'t> Tables<'t> {
     /// was one is it decoded, to take its index entries away.
     fn put(&mut self, item: &Prepared) -> Result<(), StoreError> {
         let (pk, sk) = (item.pk.as_str(), item.sk.as_str());
+        self.added.forget(pk, sk);
         let replaced = self
             .items
             .insert((pk, sk), item.bytes.as_slice())
@@ -429,6 +464,7 @@ impl<'t> Tables<'t> {
     }
 
     fn delete(&mut self, key: &Key) -> Result<(), StoreError> {
+        self.added.forget(&key.pk, &key.sk);
         let removed = self
             .items
             .remove((key.pk.as_str(), key.sk.as_str()))
@@ -448,6 +484,31 @@ impl<'t> Tables<'t> {
             }
         }
         Ok(())
+    }
+}
+
+/// Items changed by `Add`s and not written yet. A commit touches few of them (a counter's
+/// shards, the groups of a batch), so a short list searched by `&str` costs the writes around
+/// it less than hashing every key did; past `ADDED_LIMIT` items they are written out early.
+#[derive(Default)]
+struct Added(Vec<(Key, Item)>);
+
+const ADDED_LIMIT: usize = 64;
+
+impl Added {
+    fn position(&self, pk: &str, sk: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| k.pk == pk && k.sk == sk)
+    }
+
+    fn get(&self, pk: &str, sk: &str) -> Option<&Item> {
+        self.position(pk, sk).map(|at| &self.0[at].1)
+    }
+
+    /// A put or delete of the same key replaces what the adds made.
+    fn forget(&mut self, pk: &str, sk: &str) {
+        if let Some(at) = self.position(pk, sk) {
+            self.0.swap_remove(at);
+        }
     }
 }
 

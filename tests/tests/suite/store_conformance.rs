@@ -209,6 +209,68 @@ async fn transactions_handed_over_together_stand_alone(backend: Backend) {
     assert_eq!(s.transact_each(Vec::new()).await.unwrap(), Vec::new());
 }
 
+/// Many adds handed over together, to more items than a commit keeps at hand and to an item
+/// with an index entry and a guard: each lands once, the guard reads the item as the adds left
+/// it, and the item keeps its other attributes and its index entry.
+async fn adds_handed_over_together_add_up(backend: Backend) {
+    let s = store(backend).await;
+    s.transact(vec![put(
+        item(
+            "G",
+            "meta",
+            json!({"n": 5, "deleted_at": null, "name": "kept", "gsi1pk": "GLIST", "gsi1sk": "g"}),
+        ),
+        None,
+    )])
+    .await
+    .unwrap();
+    let add = |pk: &str, sk: &str, condition| WriteOp::Add {
+        key: Key::new(pk, sk),
+        attribute: "n".into(),
+        delta: 1,
+        condition,
+    };
+    let mut each: Vec<Vec<WriteOp>> = (0..80)
+        .map(|i| {
+            vec![
+                add("CNT", &format!("c{}", i % 70), None),
+                add(
+                    "G",
+                    "meta",
+                    Some(Condition::equals("deleted_at", Value::Null)),
+                ),
+            ]
+        })
+        .collect();
+    // Its guard fails: neither of its adds lands.
+    each.push(vec![
+        add("CNT", "c0", None),
+        add(
+            "G",
+            "meta",
+            Some(Condition::equals("deleted_at", json!("gone"))),
+        ),
+    ]);
+    let outcomes = s.transact_each(each).await.unwrap();
+    assert_eq!(outcomes.len(), 81);
+    assert!(outcomes[..80].iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(outcomes[80], Err(StoreError::ConditionFailed { index: 1 }));
+    for i in 0..70 {
+        let counter = s.get(&Key::new("CNT", format!("c{i}"))).await.unwrap();
+        let expected = if i < 10 { 2 } else { 1 };
+        assert_eq!(
+            counter.map(|c| c["n"].clone()),
+            Some(json!(expected)),
+            "c{i}"
+        );
+    }
+    let meta = s.get(&Key::new("G", "meta")).await.unwrap().unwrap();
+    assert_eq!((&meta["n"], &meta["name"]), (&json!(85), &json!("kept")));
+    let listed = all_pages(s.as_ref(), Query::new(Index::Gsi1, "GLIST")).await;
+    assert_eq!(sks(&listed), vec!["meta"]);
+    assert_eq!(listed[0]["n"], json!(85));
+}
+
 async fn counters_add_atomically(backend: Backend) {
     let s = store(backend).await;
     let key = Key::new("C", "n");
@@ -600,9 +662,65 @@ both_backends!(
     transactions_are_all_or_nothing,
     transactions_handed_over_together_stand_alone,
     counters_add_atomically,
+    adds_handed_over_together_add_up,
     queries_page_in_both_directions,
     secondary_indexes_follow_item_changes,
     batches_exceed_single_request_limits,
     concurrent_duplicate_emails_have_one_winner,
     concurrent_updates_lose_nothing,
 );
+
+/// The embedded file applies transactions handed over together in order, in one commit: what
+/// an add left is what the next transaction reads, a put or delete replaces it, and an add
+/// after them starts from what they left.
+mod ordered_adds_in_one_commit {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded() {
+        let s = store(Backend::Embedded).await;
+        let add = |sk: &str, delta| WriteOp::Add {
+            key: Key::new("O", sk),
+            attribute: "n".into(),
+            delta,
+            condition: None,
+        };
+        let holds = |sk: &str, n: i64| WriteOp::Check {
+            key: Key::new("O", sk),
+            condition: Condition::equals("n", json!(n)),
+        };
+        let outcomes = s
+            .transact_each(vec![
+                vec![add("a", 1)],
+                vec![holds("a", 1)],
+                vec![put(item("O", "a", json!({"n": 100})), None)],
+                vec![add("a", 1)],
+                vec![add("b", 7)],
+                vec![WriteOp::Delete {
+                    key: Key::new("O", "b"),
+                    condition: None,
+                }],
+                vec![add("c", 3)],
+                vec![add("c", 3)],
+                vec![WriteOp::Delete {
+                    key: Key::new("O", "c"),
+                    condition: None,
+                }],
+                vec![add("c", 5)],
+                vec![holds("c", 6)],
+            ])
+            .await
+            .unwrap();
+        let failed: Vec<usize> = (0..outcomes.len())
+            .filter(|&i| outcomes[i].is_err())
+            .collect();
+        assert_eq!(failed, vec![10], "{outcomes:?}");
+        let n = |item: Option<Item>| item.map(|i| i["n"].clone());
+        assert_eq!(
+            n(s.get(&Key::new("O", "a")).await.unwrap()),
+            Some(json!(101))
+        );
+        assert_eq!(s.get(&Key::new("O", "b")).await.unwrap(), None);
+        assert_eq!(n(s.get(&Key::new("O", "c")).await.unwrap()), Some(json!(5)));
+    }
+}
