@@ -328,8 +328,8 @@ struct Tables<'t> {
     items: Table<'t, (&'static str, &'static str), &'static [u8]>,
     indexes: Vec<(Index, Table<'t, IndexKey, ()>)>,
     /// Items that `Add`s changed in this commit, written once when it ends: a bulk load adds to
-    /// the same few counters once per customer, and reading, decoding, encoding and writing
-    /// one of them each time was a tenth of the writer's work.
+    /// the same few counters once per customer, and read, decoded, encoded and wrote one of
+    /// them each time (the import's CPU fell by 1–2 s per 100,000 rows without that).
     added: Added,
 }
 
