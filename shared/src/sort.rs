@@ -15,7 +15,7 @@ const FAN_IN: usize = 64;
 
 /// Lines (without `\n`) sorted bytewise, at most `run_lines` of them in memory at a time.
 pub struct ExternalSort {
-    dir: PathBuf,
+    dir: SpillDir,
     run_lines: usize,
     buffer: Vec<String>,
     /// Spilled runs and their level: `FAN_IN` runs of one level merge into one of the next.
@@ -26,15 +26,14 @@ pub struct ExternalSort {
 impl ExternalSort {
     /// Spills into a directory of its own under `parent` (made at the first spill, removed
     /// when the sort is done).
-    pub fn new(parent: &Path, run_lines: usize) -> io::Result<Self> {
-        let dir = parent.join(format!("sort-{}", ulid::Ulid::new()));
-        Ok(ExternalSort {
-            dir,
+    pub fn new(parent: &Path, run_lines: usize) -> Self {
+        ExternalSort {
+            dir: SpillDir(parent.join(format!("sort-{}", ulid::Ulid::new()))),
             run_lines: run_lines.max(1),
             buffer: Vec::new(),
             runs: Vec::new(),
             files_made: 0,
-        })
+        }
     }
 
     pub fn push(&mut self, line: String) -> io::Result<()> {
@@ -52,9 +51,9 @@ impl ExternalSort {
         lines: impl Iterator<Item = io::Result<String>>,
     ) -> io::Result<PathBuf> {
         if self.files_made == 0 {
-            std::fs::create_dir_all(&self.dir)?;
+            std::fs::create_dir_all(&self.dir.0)?;
         }
-        let path = self.dir.join(format!("run-{}", self.files_made));
+        let path = self.dir.0.join(format!("run-{}", self.files_made));
         self.files_made += 1;
         let mut out = BufWriter::new(File::create(&path)?);
         for line in lines {
@@ -104,7 +103,7 @@ impl ExternalSort {
         let paths: Vec<PathBuf> = self.runs.iter().map(|(_, p)| p.clone()).collect();
         let merge = Merge::open(&paths, std::mem::take(&mut self.buffer))?;
         Ok(Sorted {
-            _dir: SpillDir(std::mem::take(&mut self.dir)),
+            _dir: self.dir,
             merge,
             ahead: None,
         })
@@ -156,14 +155,7 @@ impl Merge {
     }
 }
 
-impl Drop for ExternalSort {
-    fn drop(&mut self) {
-        if !self.dir.as_os_str().is_empty() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
+/// A sort's spill directory, removed with the sort (or with its merged lines once it is done).
 struct SpillDir(PathBuf);
 
 impl Drop for SpillDir {
@@ -223,7 +215,7 @@ mod tests {
     fn spilled_runs_merge_into_one_sorted_list_without_repeats() {
         let parent = std::env::temp_dir();
         let lines = scrambled(20_000);
-        let mut sort = ExternalSort::new(&parent, 97).expect("spill dir");
+        let mut sort = ExternalSort::new(&parent, 97);
         for line in &lines {
             sort.push(line.clone()).expect("push");
         }
@@ -239,9 +231,9 @@ mod tests {
             sort.runs.len()
         );
         assert!(sort.runs.iter().any(|(level, _)| *level == 1));
-        let files = std::fs::read_dir(&sort.dir).expect("spill dir").count();
+        let files = std::fs::read_dir(&sort.dir.0).expect("spill dir").count();
         assert_eq!(files, sort.runs.len(), "merged runs are removed");
-        let dir = sort.dir.clone();
+        let dir = sort.dir.0.clone();
         let merged: Vec<String> = sort
             .finish()
             .expect("merge")
@@ -256,12 +248,12 @@ mod tests {
 
     #[test]
     fn a_sort_that_fits_in_memory_writes_no_file() {
-        let mut sort = ExternalSort::new(&std::env::temp_dir(), 100).expect("spill dir");
+        let mut sort = ExternalSort::new(&std::env::temp_dir(), 100);
         for line in ["b", "a", "c", "a"] {
             sort.push(line.into()).expect("push");
         }
         assert!(sort.runs.is_empty());
-        assert!(!sort.dir.exists(), "no spill directory either");
+        assert!(!sort.dir.0.exists(), "no spill directory either");
         let merged: Vec<String> = sort.finish().expect("merge").map(Result::unwrap).collect();
         assert_eq!(merged, ["a", "b", "c"]);
     }

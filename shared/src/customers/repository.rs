@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use super::listing::{CustomerOrder, CustomerQuery, Direction};
 use super::search::BulkEntries;
@@ -288,12 +288,17 @@ impl CustomerRepository {
         }
         let bulk = BulkEntries::new(spill_dir)?;
         loop {
-            for customer in self.by_ids(&ids).await? {
-                ids.retain(|id| *id != customer.id);
+            let customers = self.by_ids(&ids).await?;
+            let found: HashSet<&str> = customers.iter().map(|c| c.id.as_str()).collect();
+            let gone: Vec<String> = ids
+                .into_iter()
+                .filter(|id| !found.contains(id.as_str()))
+                .collect();
+            for customer in customers {
                 bulk.add(customer)?;
             }
-            for gone in ids {
-                bulk.add_marker(gone)?;
+            for id in gone {
+                bulk.add_marker(id)?;
             }
             let Some(after) = next else { break };
             (ids, next) = search::pending_page(&self.store, Some(after), INDEX_PAGE).await?;

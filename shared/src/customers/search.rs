@@ -139,9 +139,8 @@ enum Gathered {
 
 impl BulkEntries {
     pub fn new(spill_dir: &Path) -> DomainResult<Self> {
-        let open = || ExternalSort::new(spill_dir, SPILL_RUN_ENTRIES);
-        let spill = |e| spill_error(spill_dir, e);
-        let (mut lines, mut ids) = (open().map_err(spill)?, open().map_err(spill)?);
+        let mut lines = ExternalSort::new(spill_dir, SPILL_RUN_ENTRIES);
+        let mut ids = ExternalSort::new(spill_dir, SPILL_RUN_ENTRIES);
         let (sender, received) = std::sync::mpsc::sync_channel::<Gathered>(GATHER_QUEUE);
         let gatherer = std::thread::Builder::new()
             .name("search-entries".into())
@@ -161,7 +160,7 @@ impl BulkEntries {
                 }
                 Ok((lines, ids))
             })
-            .map_err(spill)?;
+            .map_err(|e| spill_error(spill_dir, e))?;
         Ok(BulkEntries {
             spill_dir: spill_dir.to_owned(),
             sender,

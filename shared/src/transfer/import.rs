@@ -773,12 +773,8 @@ impl Importer {
             Some(mut creates) => {
                 let customers = std::mem::take(&mut creates.customers);
                 let service = self.customers.clone();
-                let task = tokio::spawn(async move {
-                    if customers.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    service.create_many_imported(customers).await
-                });
+                let task =
+                    tokio::spawn(async move { service.create_many_imported(customers).await });
                 (creates, Some(task))
             }
             None => (Creates::default(), None),
@@ -867,11 +863,7 @@ impl Importer {
             .plan_creates(rows, created_by, None, bulk.is_some())
             .await?;
         let customers = std::mem::take(&mut creates.customers);
-        let outcomes = if customers.is_empty() {
-            Vec::new()
-        } else {
-            self.customers.create_many_imported(customers).await?
-        };
+        let outcomes = self.customers.create_many_imported(customers).await?;
         creates.settle(rows.len(), outcomes, bulk)
     }
 
@@ -978,9 +970,10 @@ impl Importer {
             customers.push((customer, extra));
         }
         // What the bulk entries need once the customers are written (`customers` moves).
-        let kept = match keep {
-            true => customers.iter().map(|(c, _)| c.clone()).collect(),
-            false => Vec::new(),
+        let kept = if keep {
+            customers.iter().map(|(c, _)| c.clone()).collect()
+        } else {
+            Vec::new()
         };
         Ok(Creates {
             rows: planned,
