@@ -19,16 +19,18 @@ use tokio::task::JoinHandle;
 use std::collections::{BTreeSet, HashSet};
 
 use super::listing::{CustomerOrder, CustomerQuery, Direction};
-use super::search::BulkEntries;
+use super::search::{BulkEntries, Sorted};
 use super::{Customer, normalize_text, search};
 use crate::error::{DomainError, DomainResult};
 use crate::store::merge::MergedQuery;
 use crate::store::{
-    BatchOp, Condition, Index, Item, Key, KvStore, MAX_TRANSACTION_OPS, Query, SortCondition,
-    StoreError, WriteOp,
+    BatchOp, Condition, Index, IndexEntry, Item, Key, KvStore, MAX_TRANSACTION_OPS, Query,
+    SortCondition, StoreError, WriteOp,
 };
 
 const SHARDS: u32 = 8;
+/// The indexes a bulk load's customers are listed in at its end (see `transact_marked`).
+const LISTS_LATER: [Index; 2] = [Index::Gsi2, Index::Gsi3];
 /// Pending customers read at a time when indexing them or searching them.
 const INDEX_PAGE: usize = 1000;
 /// Search entries written per commit when indexing pending customers: in key order they fill
@@ -94,25 +96,53 @@ fn to_item(c: &Customer) -> DomainResult<Item> {
     item.insert("entity_type".into(), ENTITY.into());
     item.insert("version".into(), c.version.into());
     if !c.is_deleted() {
-        let email = c.email_key();
-        let last = c.last_name.as_deref().map(normalize_text);
-        item.insert("gsi1pk".into(), format!("CUSLIST#{}", shard(&c.id)).into());
-        item.insert("gsi1sk".into(), c.id.clone().into());
-        item.insert(
-            "gsi2pk".into(),
-            format!("CUSEMAIL#{}", shard(email.as_deref().unwrap_or(&c.id))).into(),
-        );
-        item.insert("gsi2sk".into(), order_key(CustomerOrder::Email, c).into());
-        item.insert(
-            "gsi3pk".into(),
-            format!("CUSNAME#{}", shard(last.as_deref().unwrap_or(&c.id))).into(),
-        );
-        item.insert(
-            "gsi3sk".into(),
-            order_key(CustomerOrder::LastName, c).into(),
-        );
+        for (index, partition, sort) in index_keys(c) {
+            let (p, s) = index.key_attributes();
+            item.insert(p.into(), partition.into());
+            item.insert(s.into(), sort.into());
+        }
     }
     Ok(item)
+}
+
+/// A live customer's place in each list: by creation, by email, by name.
+fn index_keys(c: &Customer) -> [(Index, String, String); 3] {
+    let email = c.email_key();
+    let last = c.last_name.as_deref().map(normalize_text);
+    [
+        (
+            Index::Gsi1,
+            format!("CUSLIST#{}", shard(&c.id)),
+            c.id.clone(),
+        ),
+        (
+            Index::Gsi2,
+            format!("CUSEMAIL#{}", shard(email.as_deref().unwrap_or(&c.id))),
+            order_key(CustomerOrder::Email, c),
+        ),
+        (
+            Index::Gsi3,
+            format!("CUSNAME#{}", shard(last.as_deref().unwrap_or(&c.id))),
+            order_key(CustomerOrder::LastName, c),
+        ),
+    ]
+}
+
+/// The customer's entries in the lists a bulk load writes at its end (none once deleted).
+pub fn list_entries(c: &Customer) -> Vec<IndexEntry> {
+    if c.is_deleted() {
+        return Vec::new();
+    }
+    index_keys(c)
+        .into_iter()
+        .filter(|(index, _, _)| LISTS_LATER.contains(index))
+        .map(|(index, partition, sort)| IndexEntry {
+            index,
+            partition,
+            sort,
+            key: profile_key(&c.id),
+        })
+        .collect()
 }
 
 fn from_item(item: Item) -> DomainResult<Customer> {
@@ -216,7 +246,7 @@ impl CustomerRepository {
                     item: search::pending_item(&c.id),
                     condition: None,
                 });
-                transactions.push(ops);
+                transactions.push((ops, true));
                 plans.push((c, first_extra, None));
                 continue;
             }
@@ -230,13 +260,13 @@ impl CustomerRepository {
             } else {
                 ahead.extend(entries.iter().cloned());
             }
-            transactions.push(ops);
+            transactions.push((ops, false));
             plans.push((c, first_extra, (!inline).then_some(entries)));
         }
         if !ahead.is_empty() {
             self.store.put_keys(ahead).await?;
         }
-        let outcomes = self.store.transact_each(transactions).await?;
+        let outcomes = self.transact_marked(transactions).await?;
         let mut results = Vec::with_capacity(plans.len());
         let mut orphans = Vec::new();
         for ((c, first_extra, written_ahead), outcome) in plans.into_iter().zip(outcomes) {
@@ -272,6 +302,30 @@ impl CustomerRepository {
             tracing::warn!(error = %e, "left search entries of failed creates");
         }
         Ok(results)
+    }
+
+    /// Writes each transaction; those of customers marked as pending (`true`) leave their list
+    /// entries by email and by name to the end of the bulk load, like their search entries
+    /// (where they were two of a new customer's three writes at random places of a B-tree).
+    /// The others are listed at once: no marker would bring them back after a crash.
+    async fn transact_marked(
+        &self,
+        transactions: Vec<(Vec<WriteOp>, bool)>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let marked: Vec<bool> = transactions.iter().map(|(_, m)| *m).collect();
+        let (later, now): (Vec<_>, Vec<_>) = transactions.into_iter().partition(|(_, m)| *m);
+        let strip = |t: Vec<(Vec<WriteOp>, bool)>| t.into_iter().map(|(ops, _)| ops).collect();
+        let mut later = self
+            .store
+            .transact_each_indexing_later(strip(later), &LISTS_LATER)
+            .await?
+            .into_iter();
+        let mut now = self.store.transact_each(strip(now)).await?.into_iter();
+        marked
+            .into_iter()
+            .map(|m| if m { later.next() } else { now.next() })
+            .map(|outcome| outcome.ok_or_else(|| StoreError::Backend("lost outcome".into())))
+            .collect()
     }
 
     /// Writes the search entries of every customer a bulk load marked as pending, in key order
@@ -319,13 +373,21 @@ impl CustomerRepository {
         let (entries, markers) = bulk.sorted()?;
         // One chunk is written while the next is read from the sorted runs.
         let mut writing: Option<JoinHandle<Result<(), StoreError>>> = None;
-        let mut chunk = Vec::with_capacity(INDEX_WRITE);
-        for key in entries {
-            chunk.push(key?);
-            if chunk.len() >= INDEX_WRITE {
-                let (store, keys) = (self.store.clone(), std::mem::take(&mut chunk));
-                chunk.reserve(INDEX_WRITE);
-                let started = tokio::spawn(async move { store.put_keys(keys).await });
+        let (mut lists, mut keys) = (Vec::new(), Vec::new());
+        for entry in entries {
+            let full = match entry? {
+                Sorted::List(e) => {
+                    lists.push(e);
+                    lists.len() >= INDEX_WRITE
+                }
+                Sorted::Search(k) => {
+                    keys.push(k);
+                    keys.len() >= INDEX_WRITE
+                }
+            };
+            if full {
+                let started =
+                    self.write_entries(std::mem::take(&mut lists), std::mem::take(&mut keys));
                 if let Some(previous) = writing.replace(started) {
                     written(previous).await?;
                 }
@@ -334,7 +396,7 @@ impl CustomerRepository {
         if let Some(previous) = writing {
             written(previous).await?;
         }
-        self.store.put_keys(chunk).await?;
+        written(self.write_entries(lists, keys)).await?;
         let mut deletes = Vec::with_capacity(INDEX_WRITE);
         for key in markers {
             deletes.push(BatchOp::Delete(key?));
@@ -345,6 +407,19 @@ impl CustomerRepository {
         self.store.batch_write(deletes).await?;
         tracing::info!(customers, "indexed customers of a bulk load for search");
         Ok(customers)
+    }
+
+    /// Writes a chunk of a bulk load's entries on a task of its own.
+    fn write_entries(
+        &self,
+        lists: Vec<IndexEntry>,
+        keys: Vec<Key>,
+    ) -> JoinHandle<Result<(), StoreError>> {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            store.write_index_entries(lists).await?;
+            store.put_keys(keys).await
+        })
     }
 
     async fn put_search_entries(&self, keys: &BTreeSet<Key>) -> DomainResult<()> {
@@ -638,6 +713,9 @@ impl CustomerRepository {
                 return Ok(page_in_memory(all, query));
             }
         };
+        if LISTS_LATER.contains(&index) && self.lists_pending().await? {
+            return self.list_from_all(query, order, forward).await;
+        }
         let unfiltered = query.is_unfiltered();
         // Unfiltered, the cursor is a range start; filtered, the whole pass is needed for the count.
         let sort = match (&query.after, unfiltered, forward) {
@@ -675,6 +753,75 @@ impl CustomerRepository {
             None
         };
         Ok(window.finish(count))
+    }
+
+    /// Whether customers of a bulk load still wait for their list entries (see
+    /// `transact_marked`): one read, and only where bulk loads defer them.
+    async fn lists_pending(&self) -> DomainResult<bool> {
+        if !search::deferred_in_bulk(self.store.as_ref()) {
+            return Ok(false);
+        }
+        let (pending, _) = search::pending_page(&self.store, None, 1).await?;
+        Ok(!pending.is_empty())
+    }
+
+    /// A page in `order` worked out from every live customer (read in creation order, whose
+    /// list is always whole) instead of the order's own list, which misses a running bulk
+    /// load's customers: slower, as exact. Only the first `offset + limit + 1` past the
+    /// cursor are kept, so memory stays that of a few pages whatever the store's size.
+    async fn list_from_all(
+        &self,
+        query: &CustomerQuery,
+        order: CustomerOrder,
+        forward: bool,
+    ) -> DomainResult<CustomerPage> {
+        let keep = query.offset + query.limit + 1;
+        let first = |a: &str, b: &str| if forward { a < b } else { a > b };
+        let trim = |best: &mut Vec<(String, Customer)>| {
+            best.sort_unstable_by(|(a, _), (b, _)| if forward { a.cmp(b) } else { b.cmp(a) });
+            best.truncate(keep);
+        };
+        let mut merged = MergedQuery::new(
+            self.store.clone(),
+            Index::Gsi1,
+            partitions("CUSLIST"),
+            SortCondition::Any,
+            true,
+            SCAN_PAGE * SHARDS as usize,
+        );
+        let (mut best, mut matched) = (Vec::new(), 0);
+        while let Some(item) = merged.next().await? {
+            let customer = from_item(item)?;
+            if !query.matches(&customer) {
+                continue;
+            }
+            matched += 1;
+            let key = order_key(order, &customer);
+            if query
+                .after
+                .as_deref()
+                .is_some_and(|after| !first(after, &key))
+            {
+                continue;
+            }
+            best.push((key, customer));
+            if best.len() >= 2 * keep.max(SCAN_PAGE) {
+                trim(&mut best);
+            }
+        }
+        trim(&mut best);
+        let mut window = Window::new(query, forward);
+        for (key, customer) in best {
+            if window.offer(customer, key) {
+                break;
+            }
+        }
+        let count = if query.is_unfiltered() {
+            self.count_live().await?
+        } else {
+            matched
+        };
+        Ok(window.finish(Some(count)))
     }
 
     /// A page of one group's members in creation order, read from the membership index from

@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use super::{Customer, normalize_text};
 use crate::error::{DomainError, DomainResult};
 use crate::sort::ExternalSort;
-use crate::store::{Item, Key, KvStore, Query, SortCondition};
+use crate::store::{Index, IndexEntry, Item, Key, KvStore, Query, SortCondition};
 
 /// Every `STRIDE`-th suffix is indexed: a third of all suffixes.
 pub const STRIDE: usize = 3;
@@ -153,6 +153,16 @@ impl BulkEntries {
                                 // as the keys do.
                                 lines.push(format!("{}\0{}", key.pk, key.sk))?;
                             }
+                            for e in super::repository::list_entries(&customer) {
+                                lines.push(format!(
+                                    "{LIST_LINE}{}\0{}\0{}\0{}\0{}",
+                                    e.index.name(),
+                                    e.partition,
+                                    e.sort,
+                                    e.key.pk,
+                                    e.key.sk
+                                ))?;
+                            }
                             ids.push(customer.id)?;
                         }
                         Gathered::Marker(id) => ids.push(id)?,
@@ -194,11 +204,12 @@ impl BulkEntries {
         self.markers.load(Ordering::Relaxed)
     }
 
-    /// The entries in key order, then the markers' keys.
+    /// The entries in key order (list entries first, each index's together), then the
+    /// markers' keys.
     pub fn sorted(
         self,
     ) -> DomainResult<(
-        impl Iterator<Item = DomainResult<Key>>,
+        impl Iterator<Item = DomainResult<Sorted>>,
         impl Iterator<Item = DomainResult<Key>>,
     )> {
         let dir = self.spill_dir;
@@ -214,19 +225,48 @@ impl BulkEntries {
         Ok((
             lines.map(move |line| {
                 let mut pk = line.map_err(|e| spill_error(&d1, e))?;
+                let shape =
+                    || DomainError::Internal(format!("a spilled entry lost its shape: {pk:?}"));
+                if let Some(list) = pk.strip_prefix(LIST_LINE) {
+                    let parts: Vec<&str> = list.split('\0').collect();
+                    let [index, partition, sort, item_pk, item_sk] = parts[..] else {
+                        return Err(shape());
+                    };
+                    let index = match index {
+                        "gsi1" => Index::Gsi1,
+                        "gsi2" => Index::Gsi2,
+                        "gsi3" => Index::Gsi3,
+                        _ => return Err(shape()),
+                    };
+                    return Ok(Sorted::List(IndexEntry {
+                        index,
+                        partition: partition.to_owned(),
+                        sort: sort.to_owned(),
+                        key: Key::new(item_pk, item_sk),
+                    }));
+                }
                 let Some(separator) = pk.find('\0') else {
-                    return Err(DomainError::Internal(format!(
-                        "a spilled search entry lost its shape: {pk:?}"
-                    )));
+                    return Err(shape());
                 };
                 // The line becomes the partition and its tail the sort key: one copy, not two.
                 let sk = pk[separator + 1..].to_owned();
                 pk.truncate(separator);
-                Ok(Key { pk, sk })
+                Ok(Sorted::Search(Key { pk, sk }))
             }),
             ids.map(move |id| Ok(pending_key(&id.map_err(|e| spill_error(&d2, e))?))),
         ))
     }
+}
+
+/// Starts a spilled line that is a list entry, not a search entry (which starts with `SFX#`).
+const LIST_LINE: char = '\u{2}';
+
+/// An entry a bulk load left for later, in the order they are written.
+#[derive(Debug, PartialEq)]
+pub enum Sorted {
+    /// A list entry (by email, by name) of a customer (see `CustomerRepository::create_many`).
+    List(IndexEntry),
+    Search(Key),
 }
 
 fn spill_error(dir: &Path, e: std::io::Error) -> DomainError {
@@ -295,39 +335,70 @@ mod tests {
         }
     }
 
-    fn gather(spill_dir: &Path, customers: usize) -> DomainResult<Vec<Key>> {
+    type Gathered = (Vec<Sorted>, Vec<Key>);
+
+    fn gather(spill_dir: &Path, customers: usize) -> DomainResult<Gathered> {
         let bulk = BulkEntries::new(spill_dir)?;
         for i in 0..customers {
-            let mut c = customer(&format!("person{i}@example.com"), &format!("Last{i}"));
+            // Names out of creation order, so that the lists' order is not the ids'.
+            let n = (i * 7919) % customers;
+            let mut c = customer(&format!("person{n}@example.com"), &format!("Last{n}"));
             c.id = format!("cus_{i:06}");
             bulk.add(c)?;
         }
         let (entries, markers) = bulk.sorted()?;
-        let mut keys = entries.collect::<DomainResult<Vec<Key>>>()?;
-        keys.extend(markers.collect::<DomainResult<Vec<Key>>>()?);
-        Ok(keys)
+        Ok((
+            entries.collect::<DomainResult<_>>()?,
+            markers.collect::<DomainResult<_>>()?,
+        ))
     }
 
     #[test]
     fn bulk_entries_come_out_in_key_order_then_the_markers() {
         let dir = std::env::temp_dir().join(format!("bulk-{}", ulid::Ulid::new()));
         // Enough customers for the entries to spill to files.
-        let keys = gather(&dir, 12_000).expect("gathered");
-        let (written, markers): (Vec<Key>, Vec<Key>) =
-            keys.into_iter().partition(|k| k.pk != PENDING);
+        let (written, markers) = gather(&dir, 12_000).expect("gathered");
         assert!(
             written.len() > SPILL_RUN_ENTRIES,
             "{} entries",
             written.len()
         );
+        let (mut lists, mut search) = (Vec::new(), Vec::new());
+        for entry in written {
+            match entry {
+                // Every list entry comes before every search entry.
+                Sorted::List(e) => {
+                    assert!(search.is_empty(), "{e:?} after a search entry");
+                    lists.push(e);
+                }
+                Sorted::Search(k) => search.push(k),
+            }
+        }
         assert!(
-            written
+            search
                 .windows(2)
                 .all(|w| (&w[0].pk, &w[0].sk) < (&w[1].pk, &w[1].sk))
         );
+        // Each index's entries together, in the order of the index's own keys.
+        let order = |e: &IndexEntry| {
+            (
+                e.index.name(),
+                e.partition.clone(),
+                e.sort.clone(),
+                e.key.clone(),
+            )
+        };
+        assert!(lists.windows(2).all(|w| order(&w[0]) < order(&w[1])));
+        assert_eq!(lists.len(), 2 * 12_000, "by email and by name");
         let mut c = customer("person77@example.com", "Last77");
-        c.id = "cus_000077".into();
-        assert!(entries(&c).iter().all(|k| written.contains(k)));
+        c.id = format!(
+            "cus_{:06}",
+            (0..12_000).find(|i| (i * 7919) % 12_000 == 77).unwrap()
+        );
+        assert!(entries(&c).iter().all(|k| search.contains(k)));
+        let listed = super::super::repository::list_entries(&c);
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|e| lists.contains(e)));
         assert_eq!(markers.len(), 12_000);
         assert_eq!(markers[77], pending_key("cus_000077"));
         let _ = std::fs::remove_dir_all(dir);

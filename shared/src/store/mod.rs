@@ -94,6 +94,29 @@ impl Index {
     }
 }
 
+/// One entry of a secondary index: the item at `key` listed under (`partition`, `sort`).
+/// What a bulk load hands back to [`KvStore::write_index_entries`] for the entries it left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub index: Index,
+    pub partition: String,
+    pub sort: String,
+    pub key: Key,
+}
+
+impl IndexEntry {
+    /// The item's entry in `index`, if it carries that index's attributes.
+    pub fn of(item: &Item, index: Index) -> Option<IndexEntry> {
+        let (p, s) = index.key_attributes();
+        Some(IndexEntry {
+            index,
+            partition: item.get(p)?.as_str()?.to_owned(),
+            sort: item.get(s)?.as_str()?.to_owned(),
+            key: Key::of(item).ok()?,
+        })
+    }
+}
+
 /// A condition on the current state of one item, checked atomically with the write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
@@ -313,6 +336,26 @@ pub trait KvStore: Send + Sync {
             return Err(e);
         }
         Ok(outcomes)
+    }
+    /// [`KvStore::transact_each`] whose puts leave out their entries in the `later` indexes,
+    /// for the caller to write in key order with [`KvStore::write_index_entries`]: a bulk load
+    /// into a B-tree, where entries at random places cost a page each. Until then the items are
+    /// missing from those indexes. A store that keeps its indexes itself (DynamoDB) writes
+    /// them as usual.
+    async fn transact_each_indexing_later(
+        &self,
+        transactions: Vec<Vec<WriteOp>>,
+        later: &[Index],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let _ = later;
+        self.transact_each(transactions).await
+    }
+    /// Writes entries that [`KvStore::transact_each_indexing_later`] left out (or that the
+    /// caller read off a stored item), except where the item changed or went away since: that
+    /// write indexed it as it is now. Writing an entry that is there already changes nothing.
+    async fn write_index_entries(&self, entries: Vec<IndexEntry>) -> Result<(), StoreError> {
+        let _ = entries;
+        Ok(())
     }
     /// Several queries at once (the shards of a sharded index); backends may run them together.
     async fn query_many(&self, queries: &[Query]) -> Result<Vec<QueryPage>, StoreError> {

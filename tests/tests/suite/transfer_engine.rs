@@ -10,7 +10,7 @@ use functions::http::{JobRunner, Transfer};
 use integration_tests::{Backend, both_backends, fresh_store, moto_endpoint, temp_dir};
 use serde_json::{Value, json};
 use shared::backoff::Backoff;
-use shared::customers::CustomerQuery;
+use shared::customers::{CustomerOrder, CustomerQuery, Direction};
 use shared::files::{FileStore, LocalFiles, S3Files};
 use shared::ports::{SystemClock, UlidGenerator};
 use shared::store::{BatchOp, Item, Key, KvStore, Query, QueryPage, StoreError, WriteOp};
@@ -766,6 +766,60 @@ async fn found_by_q(t: &Transfer, q: &str) -> Vec<String> {
     emails
 }
 
+/// Emails of every customer in `order`, page after page (pages of 7, from the cursor on), and
+/// the count each page gave.
+async fn listed_in_order(
+    t: &Transfer,
+    order: CustomerOrder,
+    direction: Direction,
+) -> (Vec<String>, usize) {
+    let (mut emails, mut after, mut counts) = (Vec::new(), None, std::collections::BTreeSet::new());
+    loop {
+        let page = t
+            .importer
+            .customers
+            .list(&CustomerQuery {
+                order: Some((order, direction)),
+                after: after.take(),
+                limit: 7,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        counts.insert(page.count);
+        emails.extend(page.customers.into_iter().filter_map(|c| c.email));
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(counts.len(), 1, "one count on every page: {counts:?}");
+    (emails, counts.into_iter().next().unwrap_or_default())
+}
+
+/// The lists by email and by last name hold exactly the live customers among `numbers`
+/// (`person<i>`, last name `Last<i>`; `renamed` is now last in name order), both ways.
+async fn assert_lists_hold(t: &Transfer, numbers: &[usize], renamed: usize, when: &str) {
+    let email = |i: &usize| format!("person{i}@example.com");
+    let mut by_email: Vec<String> = numbers.iter().map(email).collect();
+    by_email.sort();
+    let mut by_name: Vec<&usize> = numbers.iter().filter(|i| **i != renamed).collect();
+    by_name.sort_by_key(|i| format!("last{i}"));
+    let mut by_name: Vec<String> = by_name.into_iter().map(email).collect();
+    by_name.push(email(&renamed));
+    for (order, expected) in [
+        (CustomerOrder::Email, by_email),
+        (CustomerOrder::LastName, by_name),
+    ] {
+        let (listed, count) = listed_in_order(t, order, Direction::Asc).await;
+        assert_eq!(listed, expected, "{order:?} {when}");
+        assert_eq!(count, numbers.len(), "{order:?} {when}");
+        let (mut backwards, _) = listed_in_order(t, order, Direction::Desc).await;
+        backwards.reverse();
+        assert_eq!(backwards, expected, "{order:?} descending {when}");
+    }
+}
+
 async fn search_markers(store: &Arc<dyn KvStore>) -> usize {
     let mut query = Query::new(shared::store::Index::Main, "SEARCH#PENDING");
     query.limit = 1000;
@@ -824,6 +878,9 @@ async fn search_finds_bulk_loaded_customers_before_and_after_indexing(backend: B
         .unwrap()
         .unwrap();
     customers.delete(&gone.id).await.unwrap();
+    let live: Vec<usize> = (0..BATCH).filter(|i| *i != 13).collect();
+    // On the embedded file their list entries wait for the indexing too: lists stay exact.
+    assert_lists_hold(&t, &live, 12, "before indexing").await;
     assert_eq!(found_by_q(&t, "zebul").await, ["person12@example.com"]);
     assert!(found_by_q(&t, "last12").await.is_empty(), "the old name");
     assert!(found_by_q(&t, "person13@").await.is_empty(), "deleted");
@@ -846,6 +903,8 @@ async fn search_finds_bulk_loaded_customers_before_and_after_indexing(backend: B
     );
     assert_eq!(search_markers(&store).await, 0);
     assert_eq!(t.importer.index_pending().await.unwrap(), 0, "nothing left");
+    // Read from the lists themselves now: each customer once, under its current name.
+    assert_lists_hold(&t, &live, 12, "after indexing").await;
     let indexed: Vec<String> = sorted_ones
         .iter()
         .filter(|e| !e.starts_with("person13@"))
@@ -867,6 +926,8 @@ async fn search_finds_bulk_loaded_customers_before_and_after_indexing(backend: B
     sorted_fives.sort();
     assert_eq!(found_by_q(&t, "rson5").await, sorted_fives);
     assert_eq!(found_by_q(&t, "first55").await, ["person55@example.com"]);
+    let live: Vec<usize> = (0..3 * BATCH).filter(|i| *i != 13).collect();
+    assert_lists_hold(&t, &live, 12, "after the whole file").await;
 }
 
 both_backends!(
