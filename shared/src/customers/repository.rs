@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use std::collections::{BTreeSet, HashSet};
 
 use super::listing::{CustomerOrder, CustomerQuery, Direction};
-use super::search::{BulkEntries, Sorted};
+use super::search::{BulkEntries, BulkEntry};
 use super::{Customer, normalize_text, search};
 use crate::error::{DomainError, DomainResult};
 use crate::store::merge::MergedQuery;
@@ -376,11 +376,11 @@ impl CustomerRepository {
         let (mut lists, mut keys) = (Vec::new(), Vec::new());
         for entry in entries {
             let full = match entry? {
-                Sorted::List(e) => {
+                BulkEntry::List(e) => {
                     lists.push(e);
                     lists.len() >= INDEX_WRITE
                 }
-                Sorted::Search(k) => {
+                BulkEntry::Search(k) => {
                     keys.push(k);
                     keys.len() >= INDEX_WRITE
                 }

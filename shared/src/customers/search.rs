@@ -38,8 +38,16 @@ const PAGE: usize = 1000;
 
 fn partition(suffix: &str) -> String {
     let head: String = suffix.chars().take(2).collect();
-    format!("SFX#{head}")
+    partition_of_head(&head)
 }
+
+/// The partition of the suffixes that start with `head` (their first two characters).
+fn partition_of_head(head: &str) -> String {
+    format!("{PARTITION}{head}")
+}
+
+/// What every search entry's partition starts with.
+const PARTITION: &str = "SFX#";
 
 /// The index keys of a live customer (none for a deleted one). Each is stored as its key alone
 /// (`store::bare_item`): the customer id is the sort key's tail, so a value would only repeat it
@@ -48,7 +56,7 @@ pub fn entries(c: &Customer) -> BTreeSet<Key> {
     let mut keys = BTreeSet::new();
     each_suffix(c, |head, suffix| {
         keys.insert(Key::new(
-            format!("SFX#{head}"),
+            partition_of_head(head),
             format!("{suffix}{SEP}{}", c.id),
         ));
     });
@@ -171,8 +179,10 @@ impl BulkEntries {
                                 // `\0` sorts before any character of a key part: lines sort
                                 // as the keys do (repeats go when the runs merge).
                                 if pushed.is_ok() {
-                                    pushed = lines
-                                        .push(format!("SFX#{head}\0{suffix}{SEP}{}", customer.id));
+                                    pushed = lines.push(format!(
+                                        "{PARTITION}{head}\0{suffix}{SEP}{}",
+                                        customer.id
+                                    ));
                                 }
                             });
                             pushed?;
@@ -232,7 +242,7 @@ impl BulkEntries {
     pub fn sorted(
         self,
     ) -> DomainResult<(
-        impl Iterator<Item = DomainResult<Sorted>>,
+        impl Iterator<Item = DomainResult<BulkEntry>>,
         impl Iterator<Item = DomainResult<Key>>,
     )> {
         let dir = self.spill_dir;
@@ -261,7 +271,7 @@ impl BulkEntries {
                         "gsi3" => Index::Gsi3,
                         _ => return Err(shape()),
                     };
-                    return Ok(Sorted::List(IndexEntry {
+                    return Ok(BulkEntry::List(IndexEntry {
                         index,
                         partition: partition.to_owned(),
                         sort: sort.to_owned(),
@@ -274,7 +284,7 @@ impl BulkEntries {
                 // The line becomes the partition and its tail the sort key: one copy, not two.
                 let sk = pk[separator + 1..].to_owned();
                 pk.truncate(separator);
-                Ok(Sorted::Search(Key { pk, sk }))
+                Ok(BulkEntry::Search(Key { pk, sk }))
             }),
             ids.map(move |id| Ok(pending_key(&id.map_err(|e| spill_error(&d2, e))?))),
         ))
@@ -286,7 +296,7 @@ const LIST_LINE: char = '\u{2}';
 
 /// An entry a bulk load left for later, in the order they are written.
 #[derive(Debug, PartialEq)]
-pub enum Sorted {
+pub enum BulkEntry {
     /// A list entry (by email, by name) of a customer (see `CustomerRepository::create_many`).
     List(IndexEntry),
     Search(Key),
@@ -358,7 +368,7 @@ mod tests {
         }
     }
 
-    type Gathered = (Vec<Sorted>, Vec<Key>);
+    type Gathered = (Vec<BulkEntry>, Vec<Key>);
 
     fn gather(spill_dir: &Path, customers: usize) -> DomainResult<Gathered> {
         let bulk = BulkEntries::new(spill_dir)?;
@@ -390,11 +400,11 @@ mod tests {
         for entry in written {
             match entry {
                 // Every list entry comes before every search entry.
-                Sorted::List(e) => {
+                BulkEntry::List(e) => {
                     assert!(search.is_empty(), "{e:?} after a search entry");
                     lists.push(e);
                 }
-                Sorted::Search(k) => search.push(k),
+                BulkEntry::Search(k) => search.push(k),
             }
         }
         assert!(
