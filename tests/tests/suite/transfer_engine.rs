@@ -329,6 +329,18 @@ async fn a_customer_in_consecutive_batches_keeps_its_last_row(backend: Backend) 
         .unwrap();
     let groups = t.importer.groups.groups_of(&split.id).await.unwrap();
     assert_eq!(groups.len(), 60, "the earlier row's groups stay");
+    // Renamed by a later row before the import's end: listed once, under its last name, in the
+    // lists the embedded file writes at the end.
+    for order in [CustomerOrder::LastName, CustomerOrder::Email] {
+        let (listed, count) = listed_in_order(&t, order, Direction::Asc).await;
+        assert_eq!(
+            (listed.len(), count),
+            (BATCH * 3 - 2, BATCH * 3 - 2),
+            "{order:?}"
+        );
+        let distinct: std::collections::BTreeSet<&String> = listed.iter().collect();
+        assert_eq!(distinct.len(), listed.len(), "{order:?}: each once");
+    }
 }
 
 fn state_machine() -> Value {
