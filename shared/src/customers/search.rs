@@ -265,11 +265,8 @@ impl BulkEntries {
                     let [index, partition, sort, item_pk, item_sk] = parts[..] else {
                         return Err(shape());
                     };
-                    let index = match index {
-                        "gsi1" => Index::Gsi1,
-                        "gsi2" => Index::Gsi2,
-                        "gsi3" => Index::Gsi3,
-                        _ => return Err(shape()),
+                    let Some(index) = Index::secondary_named(index) else {
+                        return Err(shape());
                     };
                     return Ok(BulkEntry::List(IndexEntry {
                         index,

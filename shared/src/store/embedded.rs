@@ -108,7 +108,9 @@ impl Prepared {
         let index_keys = Index::SECONDARY
             .into_iter()
             .filter_map(|index| {
-                index_key(item, index).map(|(p, s)| (index, p.to_owned(), s.to_owned()))
+                index
+                    .key_of(item)
+                    .map(|(p, s)| (index, p.to_owned(), s.to_owned()))
             })
             .collect();
         Ok(Prepared {
@@ -455,13 +457,12 @@ impl<'t> Tables<'t> {
 
     /// Whether the entry's item is there and carries it.
     fn carries(&self, entry: &IndexEntry) -> Result<bool, StoreError> {
-        let current = match self.added.get(&entry.key.pk, &entry.key.sk) {
-            Some(item) => IndexEntry::of(item, entry.index),
-            None => self
-                .load(&entry.key)?
-                .and_then(|item| IndexEntry::of(&item, entry.index)),
-        };
-        Ok(current.as_ref() == Some(entry))
+        let wanted = Some((entry.partition.as_str(), entry.sort.as_str()));
+        let holds = |item: &Item| entry.index.key_of(item) == wanted;
+        Ok(match self.added.get(&entry.key.pk, &entry.key.sk) {
+            Some(item) => holds(item),
+            None => self.load(&entry.key)?.is_some_and(|item| holds(&item)),
+        })
     }
 
     fn batch(&mut self, ops: &[Ready]) -> Result<(), StoreError> {
@@ -528,7 +529,7 @@ impl<'t> Tables<'t> {
     /// Takes a replaced or deleted item out of its indexes, and notes it as changed.
     fn unindex(&mut self, pk: &str, sk: &str, old: &Item) -> Result<(), StoreError> {
         for (index, table) in &mut self.indexes {
-            if let Some((ipk, isk)) = index_key(old, *index) {
+            if let Some((ipk, isk)) = index.key_of(old) {
                 table.remove((ipk, isk, pk, sk)).map_err(backend)?;
                 self.changed.note(pk, sk);
             }
@@ -598,11 +599,6 @@ impl Added {
             self.0.swap_remove(at);
         }
     }
-}
-
-fn index_key(item: &Item, index: Index) -> Option<(&str, &str)> {
-    let (p, s) = index.key_attributes();
-    Some((item.get(p)?.as_str()?, item.get(s)?.as_str()?))
 }
 
 /// Items are read far more often than written: the map is sized once up front rather than

@@ -48,16 +48,18 @@ impl Key {
 
     /// Reads the primary key attributes of an item.
     pub fn of(item: &Item) -> Result<Key, StoreError> {
+        let (pk, sk) = Key::parts_of(item)?;
+        Ok(Key::new(pk, sk))
+    }
+
+    /// The primary key attributes of an item, borrowed.
+    fn parts_of(item: &Item) -> Result<(&str, &str), StoreError> {
         let attr = |name: &str| {
             item.get(name)
                 .and_then(Value::as_str)
-                .map(str::to_owned)
                 .ok_or_else(|| StoreError::Backend(format!("item without string attribute {name}")))
         };
-        Ok(Key {
-            pk: attr(PK)?,
-            sk: attr(SK)?,
-        })
+        Ok((attr(PK)?, attr(SK)?))
     }
 }
 
@@ -92,6 +94,17 @@ impl Index {
             Index::Gsi3 => "gsi3",
         }
     }
+
+    /// The secondary index with this [`Index::name`].
+    pub fn secondary_named(name: &str) -> Option<Index> {
+        Index::SECONDARY.into_iter().find(|i| i.name() == name)
+    }
+
+    /// The item's (partition, sort) in this index, if it carries both.
+    pub fn key_of(self, item: &Item) -> Option<(&str, &str)> {
+        let (p, s) = self.key_attributes();
+        Some((item.get(p)?.as_str()?, item.get(s)?.as_str()?))
+    }
 }
 
 /// One entry of a secondary index: the item at `key` listed under (`partition`, `sort`).
@@ -102,19 +115,6 @@ pub struct IndexEntry {
     pub partition: String,
     pub sort: String,
     pub key: Key,
-}
-
-impl IndexEntry {
-    /// The item's entry in `index`, if it carries that index's attributes.
-    pub fn of(item: &Item, index: Index) -> Option<IndexEntry> {
-        let (p, s) = index.key_attributes();
-        Some(IndexEntry {
-            index,
-            partition: item.get(p)?.as_str()?.to_owned(),
-            sort: item.get(s)?.as_str()?.to_owned(),
-            key: Key::of(item).ok()?,
-        })
-    }
 }
 
 /// A condition on the current state of one item, checked atomically with the write.
@@ -184,14 +184,7 @@ impl WriteOp {
     /// The key of the item written, borrowed.
     fn key_parts(&self) -> Result<(&str, &str), StoreError> {
         match self {
-            WriteOp::Put { item, .. } => {
-                let attr = |name: &str| {
-                    item.get(name).and_then(Value::as_str).ok_or_else(|| {
-                        StoreError::Backend(format!("item without string attribute {name}"))
-                    })
-                };
-                Ok((attr(PK)?, attr(SK)?))
-            }
+            WriteOp::Put { item, .. } => Key::parts_of(item),
             WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } | WriteOp::Add { key, .. } => {
                 Ok((&key.pk, &key.sk))
             }
