@@ -332,7 +332,7 @@ async fn a_customer_in_consecutive_batches_keeps_its_last_row(backend: Backend) 
     // Renamed by a later row before the import's end: listed once, under its last name, in the
     // lists the embedded file writes at the end.
     for order in [CustomerOrder::LastName, CustomerOrder::Email] {
-        let (listed, count) = listed_in_order(&t, order, Direction::Asc).await;
+        let (listed, count) = listed_in_order(&t, order, Direction::Asc, 7).await;
         assert_eq!(
             (listed.len(), count),
             (BATCH * 3 - 2, BATCH * 3 - 2),
@@ -778,12 +778,13 @@ async fn found_by_q(t: &Transfer, q: &str) -> Vec<String> {
     emails
 }
 
-/// Emails of every customer in `order`, page after page (pages of 7, from the cursor on), and
-/// the count each page gave.
+/// Emails of every customer in `order`, page after page (pages of `limit`, from the cursor on),
+/// and the count each page gave.
 async fn listed_in_order(
     t: &Transfer,
     order: CustomerOrder,
     direction: Direction,
+    limit: usize,
 ) -> (Vec<String>, usize) {
     let (mut emails, mut after, mut counts) = (Vec::new(), None, std::collections::BTreeSet::new());
     loop {
@@ -793,7 +794,7 @@ async fn listed_in_order(
             .list(&CustomerQuery {
                 order: Some((order, direction)),
                 after: after.take(),
-                limit: 7,
+                limit,
                 ..Default::default()
             })
             .await
@@ -823,12 +824,78 @@ async fn assert_lists_hold(t: &Transfer, numbers: &[usize], renamed: usize, when
         (CustomerOrder::Email, by_email),
         (CustomerOrder::LastName, by_name),
     ] {
-        let (listed, count) = listed_in_order(t, order, Direction::Asc).await;
+        let (listed, count) = listed_in_order(t, order, Direction::Asc, 7).await;
         assert_eq!(listed, expected, "{order:?} {when}");
         assert_eq!(count, numbers.len(), "{order:?} {when}");
-        let (mut backwards, _) = listed_in_order(t, order, Direction::Desc).await;
+        let (mut backwards, _) = listed_in_order(t, order, Direction::Desc, 7).await;
         backwards.reverse();
         assert_eq!(backwards, expected, "{order:?} descending {when}");
+        // Filtered (none of them has an account) and from an offset: counted from the matches.
+        let (page, count) = offset_page(t, order, 3, 5).await;
+        assert_eq!(page, expected[3..8], "{order:?} from an offset {when}");
+        assert_eq!(count, numbers.len(), "{order:?} filtered {when}");
+    }
+}
+
+/// Emails of `limit` customers without an account in ascending `order` from `offset`, and
+/// how many match.
+async fn offset_page(
+    t: &Transfer,
+    order: CustomerOrder,
+    offset: usize,
+    limit: usize,
+) -> (Vec<String>, usize) {
+    let page = t
+        .importer
+        .customers
+        .list(&CustomerQuery {
+            order: Some((order, Direction::Asc)),
+            has_account: Some(false),
+            offset,
+            limit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let emails = page.customers.into_iter().filter_map(|c| c.email).collect();
+    (emails, page.count)
+}
+
+/// More customers waiting for their list entries than a list keeps at once while it reads
+/// them all (twice a scan page): pages by email stay exact, both ways and from an offset.
+mod lists_over_many_pending_customers {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded() {
+        let store = fresh_store(Backend::Embedded)
+            .await
+            .expect("embedded store");
+        let folder = temp_dir("many-pending");
+        std::fs::write(folder.join("customers.csv"), shopify(1_120)).unwrap();
+        let t = transfer(store.clone(), Arc::new(LocalFiles::new(folder)));
+        let job = import_job(&t, "customers.csv").await;
+        let limits = RunLimits {
+            max_rows: Some(1_100),
+            deadline: None,
+        };
+        let paused = t.importer.run(&job.id, limits).await.unwrap();
+        assert_eq!(paused.created, 1_100);
+        assert!(search_markers(&store).await > 0, "their entries still wait");
+        let mut expected: Vec<String> = (0..1_100)
+            .map(|i| format!("person{i}@example.com"))
+            .collect();
+        expected.sort();
+        let (listed, count) = listed_in_order(&t, CustomerOrder::Email, Direction::Asc, 100).await;
+        assert_eq!((listed.len(), count), (1_100, 1_100));
+        assert_eq!(listed, expected);
+        let (mut backwards, _) =
+            listed_in_order(&t, CustomerOrder::Email, Direction::Desc, 100).await;
+        backwards.reverse();
+        assert_eq!(backwards, expected, "descending");
+        let (page, count) = offset_page(&t, CustomerOrder::Email, 600, 7).await;
+        assert_eq!(page, expected[600..607]);
+        assert_eq!(count, 1_100);
     }
 }
 
