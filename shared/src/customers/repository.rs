@@ -370,24 +370,21 @@ impl CustomerRepository {
             customers,
             "writing search entries of a bulk load in key order"
         );
-        let (entries, markers) = bulk.sorted()?;
-        // One chunk is written while the next is read from the sorted runs.
+        let (mut entries, markers) = bulk.sorted()?;
+        // The list entries come first: each chunk is written while the next is read.
         let mut writing: Option<JoinHandle<Result<(), StoreError>>> = None;
-        let (mut lists, mut keys) = (Vec::new(), Vec::new());
-        for entry in entries {
-            let full = match entry? {
-                BulkEntry::List(e) => {
-                    lists.push(e);
-                    lists.len() >= INDEX_WRITE
-                }
+        let mut lists = Vec::new();
+        let mut first_key = None;
+        for entry in entries.by_ref() {
+            match entry? {
+                BulkEntry::List(e) => lists.push(e),
                 BulkEntry::Search(k) => {
-                    keys.push(k);
-                    keys.len() >= INDEX_WRITE
+                    first_key = Some(k);
+                    break;
                 }
-            };
-            if full {
-                let started =
-                    self.write_entries(std::mem::take(&mut lists), std::mem::take(&mut keys));
+            }
+            if lists.len() >= INDEX_WRITE {
+                let started = self.write_lists(std::mem::take(&mut lists));
                 if let Some(previous) = writing.replace(started) {
                     written(previous).await?;
                 }
@@ -396,7 +393,21 @@ impl CustomerRepository {
         if let Some(previous) = writing {
             written(previous).await?;
         }
-        written(self.write_entries(lists, keys)).await?;
+        written(self.write_lists(lists)).await?;
+        // Then the search entries, all of them in one sorted stream.
+        let keys = first_key
+            .map(BulkEntry::Search)
+            .map(Ok)
+            .into_iter()
+            .chain(entries)
+            .map(|entry| match entry {
+                Ok(BulkEntry::Search(key)) => Ok(key),
+                Ok(BulkEntry::List(e)) => Err(StoreError::Backend(format!(
+                    "a list entry among the search entries: {e:?}"
+                ))),
+                Err(e) => Err(StoreError::Backend(e.to_string())),
+            });
+        self.store.put_sorted_keys(Box::new(keys)).await?;
         let mut deletes = Vec::with_capacity(INDEX_WRITE);
         for key in markers {
             deletes.push(BatchOp::Delete(key?));
@@ -409,17 +420,10 @@ impl CustomerRepository {
         Ok(customers)
     }
 
-    /// Writes a chunk of a bulk load's entries on a task of its own.
-    fn write_entries(
-        &self,
-        lists: Vec<IndexEntry>,
-        keys: Vec<Key>,
-    ) -> JoinHandle<Result<(), StoreError>> {
+    /// Writes a chunk of a bulk load's list entries on a task of its own.
+    fn write_lists(&self, lists: Vec<IndexEntry>) -> JoinHandle<Result<(), StoreError>> {
         let store = self.store.clone();
-        tokio::spawn(async move {
-            store.write_index_entries(lists).await?;
-            store.put_keys(keys).await
-        })
+        tokio::spawn(async move { store.write_index_entries(lists).await })
     }
 
     async fn put_search_entries(&self, keys: &BTreeSet<Key>) -> DomainResult<()> {

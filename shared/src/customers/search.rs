@@ -13,7 +13,9 @@
 //! customer under `SEARCH#PENDING` (one key at the end of a range, where 19 entries scattered
 //! over the index cost the load four fifths of its time). Search reads the marked customers
 //! too, so it stays exact; [`index_pending`](super::CustomerRepository::index_pending) then
-//! writes their entries in key order, each index page once, and takes the markers away.
+//! writes their entries in key order (`KvStore::put_sorted_keys`: a large load becomes one
+//! sorted segment beside the B-tree, where a later delete does not reach — harmless, as every
+//! candidate is checked) and takes the markers away.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -7,17 +7,20 @@
 //! nothing, and the fsync is shared by everyone in the group.
 
 use std::ops::Bound;
-use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use super::segment::{self, Segment, SegmentWriter};
 use super::{
     BatchOp, Condition, Index, IndexEntry, Item, Key, KvStore, PK, Query, QueryPage, SK,
-    StoreError, WriteOp, bare_item, key_map, sort_bounds, validate_query, validate_transaction,
+    SortedKeys, StoreError, WriteOp, bare_item, key_map, sort_bounds, validate_query,
+    validate_transaction,
 };
 
 /// (index pk, index sk, pk, sk): an index entry's key.
@@ -27,6 +30,8 @@ const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items"
 const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi1");
 const GSI2: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi2");
 const GSI3: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi3");
+/// The segments of sorted keys beside the file (see `segment`) that are part of the store.
+const SEGMENTS: TableDefinition<u64, ()> = TableDefinition::new("segments");
 
 /// Upper bound for any stored key string.
 const MAX_KEY: &str = "\u{10FFFF}\u{10FFFF}\u{10FFFF}\u{10FFFF}";
@@ -54,6 +59,11 @@ enum Job {
     TransactEach(Vec<Result<Vec<Ready>, StoreError>>),
     /// Index entries a bulk load left out, each written only while its item carries it.
     Index(Vec<IndexEntry>),
+    /// Segments that become part of the store, and those that leave it (merged).
+    Segments {
+        add: u64,
+        remove: Vec<u64>,
+    },
 }
 
 /// A write made ready on the caller's thread: its item encoded and its index keys taken out,
@@ -216,6 +226,70 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: mpsc::Sender<Request>,
     durable: bool,
+    segments: Arc<Segments>,
+}
+
+/// Fewer keys than this go into the B-tree: a segment is for a bulk load's millions, and each
+/// one is a read more for every search.
+const SEGMENT_MIN_KEYS: usize = 50_000;
+/// Past this many segments the two smallest are merged.
+const MAX_SEGMENTS: usize = 4;
+
+/// The store's segments, in `<file>.segments/`.
+struct Segments {
+    dir: PathBuf,
+    live: RwLock<Vec<Arc<Segment>>>,
+    next: AtomicU64,
+    /// One segment written or merged at a time.
+    writing: Mutex<()>,
+}
+
+impl Segments {
+    fn path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("{id:016}.seg"))
+    }
+
+    fn id_of(path: &Path) -> Option<u64> {
+        path.file_name()?
+            .to_str()?
+            .strip_suffix(".seg")?
+            .parse()
+            .ok()
+    }
+
+    /// Opens the registered segments and removes files no commit registered (a write or a
+    /// merge cut short, or merged-away segments not yet removed).
+    fn open(dir: PathBuf, registered: &[u64]) -> Result<Segments, StoreError> {
+        let io =
+            |e: std::io::Error| StoreError::Backend(format!("segments in {}: {e}", dir.display()));
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if Segments::id_of(&path).is_none_or(|id| !registered.contains(&id)) {
+                std::fs::remove_file(&path).map_err(io)?;
+            }
+        }
+        let segments = Segments {
+            live: RwLock::new(Vec::new()),
+            next: AtomicU64::new(registered.iter().max().map_or(1, |m| m + 1)),
+            writing: Mutex::new(()),
+            dir: dir.clone(),
+        };
+        let mut live = Vec::with_capacity(registered.len());
+        for id in registered {
+            live.push(Arc::new(Segment::open(&segments.path(*id)).map_err(io)?));
+        }
+        *segments.live.write().map_err(poisoned)? = live;
+        Ok(segments)
+    }
+
+    fn snapshot(&self) -> Result<Vec<Arc<Segment>>, StoreError> {
+        Ok(self.live.read().map_err(poisoned)?.clone())
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Backend("a segment list lock was poisoned".into())
 }
 
 fn backend<E: std::fmt::Display>(e: E) -> StoreError {
@@ -243,13 +317,22 @@ impl EmbeddedStore {
                 StoreError::Backend(format!("cannot open store file {}: {e}", path.display()))
             })?;
         let txn = db.begin_write().map_err(backend)?;
-        {
+        let registered = {
             txn.open_table(ITEMS).map_err(backend)?;
             for index in Index::SECONDARY {
                 txn.open_table(index_table(index)).map_err(backend)?;
             }
-        }
+            let table = txn.open_table(SEGMENTS).map_err(backend)?;
+            table
+                .iter()
+                .map_err(backend)?
+                .map(|entry| entry.map(|(id, _)| id.value()).map_err(backend))
+                .collect::<Result<Vec<u64>, _>>()?
+        };
         txn.commit().map_err(backend)?;
+        let mut dir = path.as_os_str().to_owned();
+        dir.push(".segments");
+        let segments = Arc::new(Segments::open(PathBuf::from(dir), &registered)?);
         let db = Arc::new(db);
         let (writer, requests) = mpsc::channel::<Request>();
         let writer_db = db.clone();
@@ -261,7 +344,105 @@ impl EmbeddedStore {
             db,
             writer,
             durable: true,
+            segments,
         })
+    }
+
+    /// Sends a job and waits on this thread (a blocking task's): always durable.
+    fn submit_blocking(&self, job: Job) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(Request {
+                job,
+                durable: true,
+                reply,
+            })
+            .map_err(|_| StoreError::Backend("store writer stopped".into()))?;
+        let (outcomes, _job) = answer
+            .blocking_recv()
+            .map_err(|_| StoreError::Backend("store writer stopped".into()))?;
+        outcomes?
+            .pop()
+            .unwrap_or_else(|| Err(backend("lost outcome")))
+    }
+
+    /// Writes `first` and then `rest` as one new segment and registers it; keys a segment
+    /// cannot hold go to the B-tree. Then merges while there are too many segments.
+    fn write_segment(&self, first: Vec<Key>, rest: SortedKeys) -> Result<(), StoreError> {
+        let segments = &self.segments;
+        let _writing = segments.writing.lock().map_err(poisoned)?;
+        let id = segments.next.fetch_add(1, Ordering::Relaxed);
+        let path = segments.path(id);
+        let io =
+            |e: std::io::Error| StoreError::Backend(format!("segment {}: {e}", path.display()));
+        let mut writer = SegmentWriter::create(&path).map_err(io)?;
+        let mut misfits = Vec::new();
+        for key in first.into_iter().map(Ok).chain(rest) {
+            let key = key?;
+            if segment::fits(&key) {
+                writer.push(&key).map_err(io)?;
+            } else {
+                misfits.push(key);
+            }
+        }
+        let written = writer.finish().map_err(io)?;
+        sync_dir(&segments.dir)?;
+        self.submit_blocking(Job::Segments {
+            add: id,
+            remove: Vec::new(),
+        })?;
+        segments
+            .live
+            .write()
+            .map_err(poisoned)?
+            .push(Arc::new(written));
+        if !misfits.is_empty() {
+            let ready = misfits
+                .into_iter()
+                .map(|key| Ready::Put {
+                    item: Prepared::bare(key),
+                    condition: None,
+                })
+                .collect();
+            self.submit_blocking(Job::Batch(ready))?;
+        }
+        while segments.snapshot()?.len() > MAX_SEGMENTS {
+            self.merge_smallest()?;
+        }
+        Ok(())
+    }
+
+    /// Merges the two smallest segments into one; the merged-away files go once the commit
+    /// that drops them is durable (before, a crash keeps them and drops the new one).
+    fn merge_smallest(&self) -> Result<(), StoreError> {
+        let segments = &self.segments;
+        let mut live = segments.snapshot()?;
+        live.sort_by_key(|s| s.bytes());
+        let (a, b) = (live[0].clone(), live[1].clone());
+        let id = segments.next.fetch_add(1, Ordering::Relaxed);
+        let path = segments.path(id);
+        let io =
+            |e: std::io::Error| StoreError::Backend(format!("segment {}: {e}", path.display()));
+        let merged = segment::merge(&[&a, &b], &path).map_err(io)?;
+        sync_dir(&segments.dir)?;
+        let gone: Vec<u64> = [&a, &b]
+            .iter()
+            .filter_map(|s| Segments::id_of(s.path()))
+            .collect();
+        self.submit_blocking(Job::Segments {
+            add: id,
+            remove: gone,
+        })?;
+        {
+            let mut live = segments.live.write().map_err(poisoned)?;
+            live.retain(|s| !Arc::ptr_eq(s, &a) && !Arc::ptr_eq(s, &b));
+            live.push(Arc::new(merged));
+        }
+        for old in [a, b] {
+            // Readers holding it keep their open file; a leftover goes at the next open.
+            let _ = std::fs::remove_file(old.path());
+        }
+        Ok(())
     }
 
     async fn submit(&self, job: Job) -> Result<(), StoreError> {
@@ -328,6 +509,7 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
                             })
                             .collect(),
                         Job::Index(entries) => vec![tables.index_entries(entries)],
+                        Job::Segments { add, remove } => vec![register(&txn, *add, remove)],
                     });
                 }
                 tables.write_added()?;
@@ -343,6 +525,23 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
             let _ = request.reply.send((outcome, request.job));
         }
     }
+}
+
+/// Makes segment `add` part of the store and drops `remove` from it.
+fn register(txn: &redb::WriteTransaction, add: u64, remove: &[u64]) -> Result<(), StoreError> {
+    let mut table = txn.open_table(SEGMENTS).map_err(backend)?;
+    table.insert(add, ()).map_err(backend)?;
+    for id in remove {
+        table.remove(*id).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Makes a new file's name durable in its directory.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::Backend(format!("cannot sync {}: {e}", dir.display())))
 }
 
 struct Tables<'t> {
@@ -717,7 +916,11 @@ fn collect_range<K: redb::Key + 'static, V: redb::Value + 'static>(
     Ok(found)
 }
 
-fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
+fn run_query(
+    db: &Database,
+    segments: &[Arc<Segment>],
+    query: &Query,
+) -> Result<QueryPage, StoreError> {
     validate_query(query)?;
     let txn = db.begin_read().map_err(backend)?;
     let items = txn.open_table(ITEMS).map_err(backend)?;
@@ -745,10 +948,26 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
         let range = items
             .range::<(&str, &str)>((lower, upper))
             .map_err(backend)?;
-        collect_range(range, query.forward, limit, |key, value| {
+        let found = collect_range(range, query.forward, limit, |key, value| {
             let (pk, sk) = key.value();
             decode_parts(pk, sk, value.value())
-        })?
+        })?;
+        let wanted = segment::Range {
+            pk: part,
+            lo: &lo,
+            hi: &hi,
+            after: start_sk,
+            forward: query.forward,
+            limit,
+        };
+        let mut found = found;
+        for segment in segments {
+            let keys = segment
+                .range(&wanted)
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            found = with_keys(found, keys, query.forward, limit);
+        }
+        found
     } else {
         let table = txn.open_table(index_table(query.index)).map_err(backend)?;
         let (_, is) = query.index.key_attributes();
@@ -793,6 +1012,48 @@ fn run_query(db: &Database, query: &Query) -> Result<QueryPage, StoreError> {
         items: found,
         last_key,
     })
+}
+
+/// A page of items and keys of a segment, both in reading order within one partition, merged:
+/// the first `limit`, an item winning over the same key.
+fn with_keys(items: Vec<Item>, keys: Vec<Key>, forward: bool, limit: usize) -> Vec<Item> {
+    if keys.is_empty() {
+        return items;
+    }
+    let sk_of = |item: &Item| {
+        item.get(SK)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut merged = Vec::with_capacity(limit.min(items.len() + keys.len()));
+    let mut items = items.into_iter().peekable();
+    let mut keys = keys.into_iter().peekable();
+    while merged.len() < limit {
+        let next = match (items.peek(), keys.peek()) {
+            (None, None) => break,
+            (Some(_), None) => items.next(),
+            (None, Some(_)) => keys.next().map(|k| bare_item(&k)),
+            (Some(item), Some(key)) => {
+                let sk = sk_of(item);
+                let first = if forward {
+                    sk.as_str().cmp(&key.sk)
+                } else {
+                    key.sk.as_str().cmp(&sk)
+                };
+                match first {
+                    std::cmp::Ordering::Less => items.next(),
+                    std::cmp::Ordering::Equal => {
+                        keys.next();
+                        items.next()
+                    }
+                    std::cmp::Ordering::Greater => keys.next().map(|k| bare_item(&k)),
+                }
+            }
+        };
+        merged.extend(next);
+    }
+    merged
 }
 
 #[async_trait]
@@ -892,20 +1153,62 @@ impl KvStore for EmbeddedStore {
     }
 
     async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {
+        let segments = self.segments_for(std::slice::from_ref(query))?;
         if query.limit <= INLINE_READ_ITEMS {
-            return run_query(&self.db, query);
+            return run_query(&self.db, &segments, query);
         }
         let query = query.clone();
-        self.read(move |db| run_query(db, &query)).await
+        self.read(move |db| run_query(db, &segments, &query)).await
     }
 
     async fn query_many(&self, queries: &[Query]) -> Result<Vec<QueryPage>, StoreError> {
+        let segments = self.segments_for(queries)?;
         if queries.iter().map(|q| q.limit).sum::<usize>() <= INLINE_READ_ITEMS {
-            return queries.iter().map(|q| run_query(&self.db, q)).collect();
+            return queries
+                .iter()
+                .map(|q| run_query(&self.db, &segments, q))
+                .collect();
         }
         let queries = queries.to_vec();
-        self.read(move |db| queries.iter().map(|q| run_query(db, q)).collect())
-            .await
+        self.read(move |db| {
+            queries
+                .iter()
+                .map(|q| run_query(db, &segments, q))
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_sorted_keys(&self, keys: SortedKeys) -> Result<(), StoreError> {
+        let mut keys = keys;
+        let mut first = Vec::with_capacity(SEGMENT_MIN_KEYS);
+        for key in keys.by_ref() {
+            first.push(key?);
+            if first.len() >= SEGMENT_MIN_KEYS {
+                let store = self.clone();
+                return tokio::task::spawn_blocking(move || store.write_segment(first, keys))
+                    .await
+                    .map_err(backend)?;
+            }
+        }
+        // Few keys: into the B-tree, in chunks a commit takes in stride.
+        for chunk in first.chunks(SMALL_KEYS_CHUNK) {
+            self.put_keys(chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Keys per commit when a few sorted keys go into the B-tree.
+const SMALL_KEYS_CHUNK: usize = 5_000;
+
+impl EmbeddedStore {
+    /// The segments a query may need: only a main-table query reads them.
+    fn segments_for(&self, queries: &[Query]) -> Result<Vec<Arc<Segment>>, StoreError> {
+        if queries.iter().all(|q| q.index != Index::Main) {
+            return Ok(Vec::new());
+        }
+        self.segments.snapshot()
     }
 }
 

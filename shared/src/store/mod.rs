@@ -8,6 +8,7 @@ pub mod dynamo;
 pub mod embedded;
 pub mod merge;
 pub mod record;
+pub mod segment;
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,11 @@ pub const SK: &str = "sk";
 pub const MAX_TRANSACTION_OPS: usize = 100;
 /// Transactions of one `transact_each` in flight at once where they cannot be merged.
 const TRANSACT_EACH_CONCURRENCY: usize = 16;
+
+/// Keys in ascending (pk, sk) order, read as they are written (from a bulk load's spill files).
+pub type SortedKeys = Box<dyn Iterator<Item = Result<Key, StoreError>> + Send>;
+/// Keys [`KvStore::put_sorted_keys`] hands to `put_keys` at a time by default.
+const SORTED_KEYS_CHUNK: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
@@ -303,6 +309,24 @@ pub trait KvStore: Send + Sync {
     async fn put_keys(&self, keys: Vec<Key>) -> Result<(), StoreError> {
         self.batch_write(keys.iter().map(|k| BatchOp::Put(bare_item(k))).collect())
             .await
+    }
+    /// Unconditional puts of bare keys in ascending order, for an index that only has to be a
+    /// superset (search): queries find them, but a store may keep them where a later delete or
+    /// a `get` does not look (the embedded file writes a large load as one sorted segment
+    /// beside its B-tree), so readers must check what they find. By default `put_keys` in
+    /// chunks.
+    async fn put_sorted_keys(&self, keys: SortedKeys) -> Result<(), StoreError> {
+        let mut chunk = Vec::with_capacity(SORTED_KEYS_CHUNK);
+        for key in keys {
+            chunk.push(key?);
+            if chunk.len() >= SORTED_KEYS_CHUNK {
+                self.put_keys(std::mem::take(&mut chunk)).await?;
+            }
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.put_keys(chunk).await
     }
     /// A view of this store whose writes skip the wait for disk until the next write of the
     /// store itself, which makes them durable too (the embedded file: no fsync per commit).

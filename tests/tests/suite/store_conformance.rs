@@ -436,6 +436,53 @@ async fn queries_page_in_both_directions(backend: Backend) {
     assert_eq!(all_pages(s.as_ref(), exact).await.len(), 1);
 }
 
+fn sorted(keys: impl IntoIterator<Item = Key>) -> shared::store::SortedKeys {
+    let mut keys: Vec<Key> = keys.into_iter().collect();
+    keys.sort_by(|a, b| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk)));
+    Box::new(keys.into_iter().map(Ok))
+}
+
+/// Pages of `partition`'s keys starting with `prefix`, both ways, `limit` at a time: what
+/// comes back must be `expected`, in order, each once.
+async fn pages_hold(
+    s: &dyn KvStore,
+    partition: &str,
+    prefix: &str,
+    limit: usize,
+    expected: &[String],
+) {
+    let mut q = Query::new(Index::Main, partition);
+    q.sort = SortCondition::BeginsWith(prefix.into());
+    q.limit = limit;
+    assert_eq!(sks(&all_pages(s, q.clone()).await), expected);
+    q.forward = false;
+    let mut reversed = expected.to_vec();
+    reversed.reverse();
+    assert_eq!(sks(&all_pages(s, q).await), reversed);
+}
+
+async fn sorted_keys_are_found_by_queries(backend: Backend) {
+    let s = store(backend).await;
+    // Found with the items of their partition, and each key once where both hold it.
+    s.put_keys(vec![Key::new("S", "k#0005"), Key::new("S", "k#0100x")])
+        .await
+        .unwrap();
+    let keys = (0..150).flat_map(|i| {
+        [
+            Key::new("S", format!("k#{i:04}")),
+            Key::new("T", format!("k#{i:04}")),
+        ]
+    });
+    s.put_sorted_keys(sorted(keys)).await.unwrap();
+    let mut expected: Vec<String> = (0..150).map(|i| format!("k#{i:04}")).collect();
+    expected.push("k#0100x".into());
+    expected.sort();
+    pages_hold(s.as_ref(), "S", "k#", 7, &expected).await;
+    let mut exact = Query::new(Index::Main, "T");
+    exact.sort = SortCondition::Equals("k#0005".into());
+    assert_eq!(sks(&s.query(&exact).await.unwrap().items), ["k#0005"]);
+}
+
 async fn secondary_indexes_follow_item_changes(backend: Backend) {
     let s = store(backend).await;
     for i in 0..30 {
@@ -733,6 +780,7 @@ both_backends!(
     adds_handed_over_together_add_up,
     index_entries_left_for_later_follow_their_items,
     queries_page_in_both_directions,
+    sorted_keys_are_found_by_queries,
     secondary_indexes_follow_item_changes,
     batches_exceed_single_request_limits,
     concurrent_duplicate_emails_have_one_winner,
@@ -791,5 +839,90 @@ mod ordered_adds_in_one_commit {
         );
         assert_eq!(s.get(&Key::new("O", "b")).await.unwrap(), None);
         assert_eq!(n(s.get(&Key::new("O", "c")).await.unwrap()), Some(json!(5)));
+    }
+}
+
+/// A large sorted load on the embedded file goes to a segment beside the B-tree: queries merge
+/// it with the items, it survives reopening, a file no commit registered goes, and past four
+/// segments the smallest are merged without losing a key.
+mod sorted_keys_in_segments {
+    use super::*;
+    use shared::store::embedded::EmbeddedStore;
+
+    fn open(path: &std::path::Path) -> Arc<dyn KvStore> {
+        // The previous handle's writer thread lets go of the file shortly after it is dropped.
+        for _ in 0..100 {
+            if let Ok(store) = EmbeddedStore::open(path) {
+                return Arc::new(store);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("cannot reopen {}", path.display());
+    }
+
+    fn segment_files(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("segments dir")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded() {
+        let path = integration_tests::temp_dir("segments").join("store.redb");
+        let segments = path.with_file_name("store.redb.segments");
+        let s = open(&path);
+        // A key the B-tree holds too comes once.
+        s.put_keys(vec![Key::new("S#1", "k#000004|4")])
+            .await
+            .unwrap();
+        // Five loads of 60,000 keys, interleaved: load `l` holds every key `i` with i % 5 == l.
+        let key = |i: usize| Key::new(format!("S#{}", i % 3), format!("k#{i:06}|{}", i % 5));
+        for load in 0..5 {
+            s.put_sorted_keys(sorted((0..300_000).filter(|i| i % 5 == load).map(key)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            segment_files(&segments).len(),
+            4,
+            "the two smallest were merged"
+        );
+        let expected = |from: usize, to: usize| -> Vec<String> {
+            (from..to)
+                .filter(|i| i % 3 == 1)
+                .map(|i| key(i).sk)
+                .collect()
+        };
+        pages_hold(s.as_ref(), "S#1", "k#0012", 333, &expected(1200, 1300)).await;
+        pages_hold(s.as_ref(), "S#1", "k#00", 997, &expected(0, 10_000)).await;
+        let mut between = Query::new(Index::Main, "S#1");
+        between.sort = SortCondition::Between("k#000003".into(), "k#000010|9".into());
+        let page = s.query(&between).await.unwrap();
+        assert_eq!(sks(&page.items), ["k#000004|4", "k#000007|2", "k#000010|0"]);
+        // Reopened, with a torn file no commit registered beside the segments.
+        drop(s);
+        std::fs::write(segments.join("9999999999999999.seg"), b"torn").unwrap();
+        let s = open(&path);
+        assert_eq!(
+            segment_files(&segments).len(),
+            4,
+            "the unregistered file is gone"
+        );
+        pages_hold(s.as_ref(), "S#1", "k#2999", 50, &expected(299_900, 300_000)).await;
+        // A small sorted load goes into the B-tree: no fifth segment.
+        s.put_sorted_keys(sorted([Key::new("S#1", "k#000004|9")]))
+            .await
+            .unwrap();
+        assert_eq!(segment_files(&segments).len(), 4);
+        assert_eq!(
+            s.get(&Key::new("S#1", "k#000004|9"))
+                .await
+                .unwrap()
+                .map(|i| i["sk"].clone()),
+            Some(json!("k#000004|9"))
+        );
     }
 }

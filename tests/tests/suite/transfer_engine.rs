@@ -899,6 +899,65 @@ mod lists_over_many_pending_customers {
     }
 }
 
+/// A bulk load with more search entries than the B-tree takes one by one: on the embedded file
+/// they go to a segment beside it, which `q` reads with the B-tree's own entries; a customer
+/// edited or deleted afterwards leaves stale entries there, which never show.
+mod search_reads_a_bulk_load_from_its_segment {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded() {
+        let dir = temp_dir("segment-search");
+        let path = dir.join("store.redb");
+        let store: Arc<dyn KvStore> =
+            Arc::new(shared::store::embedded::EmbeddedStore::open(&path).expect("embedded store"));
+        let folder = temp_dir("segment-search-files");
+        std::fs::write(folder.join("customers.csv"), shopify(4_000)).unwrap();
+        let mut t = transfer(store.clone(), Arc::new(LocalFiles::new(folder)));
+        t.importer.batch_rows = 500;
+        let job = import_job(&t, "customers.csv").await;
+        let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
+        assert_eq!((done.status, done.created), (JobStatus::Succeeded, 4_000));
+        assert_eq!(search_markers(&store).await, 0);
+        let segments: Vec<_> = std::fs::read_dir(dir.join("store.redb.segments"))
+            .unwrap()
+            .collect();
+        assert_eq!(segments.len(), 1, "the entries went to one segment");
+        let mut expected: Vec<String> = std::iter::once(39)
+            .chain(390..400)
+            .chain(3900..4000)
+            .map(|i| format!("person{i}@example.com"))
+            .collect();
+        expected.sort();
+        assert_eq!(found_by_q(&t, "RSON39").await, expected);
+
+        let customers = &t.importer.customers;
+        let renamed = customers
+            .find_by_email("person3912@example.com", false)
+            .await
+            .unwrap()
+            .unwrap();
+        let patch = shared::customers::CustomerPatch {
+            first_name: Some(Some("Quenelda".into())),
+            ..Default::default()
+        };
+        customers.update(&renamed.id, &patch).await.unwrap();
+        let gone = customers
+            .find_by_email("person3913@example.com", false)
+            .await
+            .unwrap()
+            .unwrap();
+        customers.delete(&gone.id).await.unwrap();
+        assert_eq!(found_by_q(&t, "quenel").await, ["person3912@example.com"]);
+        assert!(found_by_q(&t, "first3912").await.is_empty(), "the old name");
+        assert!(found_by_q(&t, "person3913").await.is_empty(), "deleted");
+        assert_eq!(
+            found_by_q(&t, "first3914").await,
+            ["person3914@example.com"]
+        );
+    }
+}
+
 async fn search_markers(store: &Arc<dyn KvStore>) -> usize {
     let mut query = Query::new(shared::store::Index::Main, "SEARCH#PENDING");
     query.limit = 1000;
