@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use std::collections::{BTreeSet, HashSet};
 
 use super::listing::{CustomerOrder, CustomerQuery, Direction};
-use super::search::{BulkEntries, BulkEntry};
+use super::search::BulkEntries;
 use super::{Customer, normalize_text, search};
 use crate::error::{DomainError, DomainResult};
 use crate::store::merge::MergedQuery;
@@ -370,44 +370,26 @@ impl CustomerRepository {
             customers,
             "writing search entries of a bulk load in key order"
         );
-        let (mut entries, markers) = bulk.sorted()?;
-        // The list entries come first: each chunk is written while the next is read.
-        let mut writing: Option<JoinHandle<Result<(), StoreError>>> = None;
+        let sorted = bulk.sorted()?;
+        // The search entries are merged and written on a thread of their own (a segment beside
+        // the embedded file) while this task merges the list entries and hands them over.
+        let keys = sorted
+            .search
+            .map(|key| key.map_err(|e| StoreError::Backend(e.to_string())));
+        let store = self.store.clone();
+        let search = tokio::spawn(async move { store.put_sorted_keys(Box::new(keys)).await });
         let mut lists = Vec::new();
-        let mut first_key = None;
-        for entry in entries.by_ref() {
-            match entry? {
-                BulkEntry::List(e) => lists.push(e),
-                BulkEntry::Search(k) => {
-                    first_key = Some(k);
-                    break;
-                }
-            }
+        for entry in sorted.lists {
+            lists.push(entry?);
             if lists.len() >= INDEX_WRITE {
-                let started = self.write_lists(std::mem::take(&mut lists));
-                if let Some(previous) = writing.replace(started) {
-                    written(previous).await?;
-                }
+                self.store
+                    .write_index_entries(std::mem::take(&mut lists))
+                    .await?;
             }
         }
-        if let Some(previous) = writing {
-            written(previous).await?;
-        }
-        written(self.write_lists(lists)).await?;
-        // Then the search entries, all of them in one sorted stream.
-        let keys = first_key
-            .map(BulkEntry::Search)
-            .map(Ok)
-            .into_iter()
-            .chain(entries)
-            .map(|entry| match entry {
-                Ok(BulkEntry::Search(key)) => Ok(key),
-                Ok(BulkEntry::List(e)) => Err(StoreError::Backend(format!(
-                    "a list entry among the search entries: {e:?}"
-                ))),
-                Err(e) => Err(StoreError::Backend(e.to_string())),
-            });
-        self.store.put_sorted_keys(Box::new(keys)).await?;
+        self.store.write_index_entries(lists).await?;
+        written(search).await?;
+        let markers = sorted.markers;
         let mut deletes = Vec::with_capacity(INDEX_WRITE);
         for key in markers {
             deletes.push(BatchOp::Delete(key?));
@@ -418,12 +400,6 @@ impl CustomerRepository {
         self.store.batch_write(deletes).await?;
         tracing::info!(customers, "indexed customers of a bulk load for search");
         Ok(customers)
-    }
-
-    /// Writes a chunk of a bulk load's list entries on a task of its own.
-    fn write_lists(&self, lists: Vec<IndexEntry>) -> JoinHandle<Result<(), StoreError>> {
-        let store = self.store.clone();
-        tokio::spawn(async move { store.write_index_entries(lists).await })
     }
 
     async fn put_search_entries(&self, keys: &BTreeSet<Key>) -> DomainResult<()> {

@@ -871,8 +871,14 @@ fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
             map.end()
         }
     }
-    serde_json::to_vec(&WithoutKey(item)).map_err(backend)
+    // Sized for a typical item up front rather than grown from empty.
+    let mut bytes = Vec::with_capacity(ENCODED_CAPACITY);
+    serde_json::to_writer(&mut bytes, &WithoutKey(item)).map_err(backend)?;
+    Ok(bytes)
 }
+
+/// Bytes of a typical encoded item (a customer's are about 500).
+const ENCODED_CAPACITY: usize = 512;
 
 fn decode(key: &Key, bytes: &[u8]) -> Result<Item, StoreError> {
     decode_parts(&key.pk, &key.sk, bytes)

@@ -74,6 +74,7 @@ pub struct SegmentWriter {
     block: Vec<u8>,
     block_first: Vec<u8>,
     last: Vec<u8>,
+    scratch: Vec<u8>,
     index: Vec<u8>,
     offset: u64,
     count: u64,
@@ -87,6 +88,7 @@ impl SegmentWriter {
             block: Vec::with_capacity(BLOCK_BYTES + 1024),
             block_first: Vec::new(),
             last: Vec::new(),
+            scratch: Vec::new(),
             index: Vec::new(),
             offset: 0,
             count: 0,
@@ -100,20 +102,28 @@ impl SegmentWriter {
                 format!("a segment key's partition holds a NUL: {:?}", key.pk),
             ));
         }
-        self.push_joined(joined(&key.pk, &key.sk))
+        // Joined in a buffer kept from key to key: no allocation per key.
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        bytes.extend_from_slice(key.pk.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(key.sk.as_bytes());
+        let pushed = self.push_joined(&bytes);
+        self.scratch = bytes;
+        pushed
     }
 
     /// Pushes a key as its joined bytes.
-    fn push_joined(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+    fn push_joined(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.count > 0 {
-            match bytes.as_slice().cmp(self.last.as_slice()) {
+            match bytes.cmp(self.last.as_slice()) {
                 std::cmp::Ordering::Equal => return Ok(()),
                 std::cmp::Ordering::Less => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
                         format!(
                             "segment keys out of order at {}",
-                            String::from_utf8_lossy(&bytes)
+                            String::from_utf8_lossy(bytes)
                         ),
                     ));
                 }
@@ -121,19 +131,21 @@ impl SegmentWriter {
             }
         }
         let shared = if self.block.is_empty() {
-            self.block_first.clone_from(&bytes);
+            self.block_first.clear();
+            self.block_first.extend_from_slice(bytes);
             0
         } else {
             self.last
                 .iter()
-                .zip(&bytes)
+                .zip(bytes)
                 .take_while(|(a, b)| a == b)
                 .count()
         };
         put_varint(&mut self.block, shared as u64);
         put_varint(&mut self.block, (bytes.len() - shared) as u64);
         self.block.extend_from_slice(&bytes[shared..]);
-        self.last = bytes;
+        self.last.clear();
+        self.last.extend_from_slice(bytes);
         self.count += 1;
         if self.block.len() >= BLOCK_BYTES {
             self.end_block()?;
@@ -372,7 +384,7 @@ pub fn merge(segments: &[&Segment], path: &Path) -> io::Result<Segment> {
     {
         let next = sources[best].next().transpose()?;
         if let Some(key) = std::mem::replace(&mut heads[best], next) {
-            writer.push_joined(key)?;
+            writer.push_joined(&key)?;
         }
     }
     writer.finish()
