@@ -56,6 +56,22 @@ pub struct Tally {
     pub failed: u64,
 }
 
+/// The checkpoint of the last batch finished, being written while the next batch is planned:
+/// the store's one writer takes it after the batches sent before it, and waiting for it there
+/// cost the planning loop 2.3-2.5 s of a 6 s, 100,000-row import.
+type Checkpointing = Option<tokio::task::JoinHandle<DomainResult<Job>>>;
+
+/// Waits for the checkpoint being written, if any: the job as it saved it.
+async fn checkpointed(pending: &mut Checkpointing) -> DomainResult<Option<Job>> {
+    match pending.take() {
+        Some(task) => task
+            .await
+            .map_err(|e| DomainError::Internal(format!("checkpoint task: {e}")))?
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
 /// When the last checkpoint that waited for the disk was written.
 struct DurableEvery(Instant);
 
@@ -68,6 +84,15 @@ impl DurableEvery {
         }
         due
     }
+}
+
+/// The job moved past a written batch, with its counts.
+fn moved_past(job: &Job, tally: Tally, end_offset: u64, end_row: u64) -> Job {
+    let mut next = job.clone();
+    tally.add_to(&mut next);
+    next.checkpoint_offset = end_offset;
+    next.checkpoint_row = end_row;
+    next
 }
 
 impl RunLimits {
@@ -445,6 +470,7 @@ impl Importer {
         // Where the store merges transactions, batches are written while the next is planned.
         let pipelined = self.customers.store().transactions_are_cheap();
         let mut writing: VecDeque<Writing> = VecDeque::new();
+        let mut checkpointing: Checkpointing = None;
         let mut fatal = None;
         // Where the store takes them far faster in key order, the search entries of the
         // customers this run creates are written after its rows (see `customers::search`).
@@ -492,7 +518,13 @@ impl Importer {
                         && let Some(oldest) = writing.pop_front()
                     {
                         job = self
-                            .finish_writing(job, oldest, bulk.as_ref(), durable.due())
+                            .finish_writing(
+                                job,
+                                oldest,
+                                bulk.as_ref(),
+                                durable.due(),
+                                &mut checkpointing,
+                            )
                             .await?;
                     }
                     // Counted as the serial path counts: batches sent are as good as written.
@@ -514,7 +546,12 @@ impl Importer {
             }
         }
         while let Some(next) = writing.pop_front() {
-            job = self.finish_writing(job, next, bulk.as_ref(), false).await?;
+            job = self
+                .finish_writing(job, next, bulk.as_ref(), false, &mut checkpointing)
+                .await?;
+        }
+        if let Some(saved) = checkpointed(&mut checkpointing).await? {
+            job = saved;
         }
         if let Some(message) = fatal {
             drop(receiver);
@@ -760,7 +797,7 @@ impl Importer {
             .await
     }
 
-    /// The job moved past a written batch, with its counts.
+    /// The job moved past a written batch, with its counts, saved.
     async fn checkpoint(
         &self,
         job: Job,
@@ -769,11 +806,32 @@ impl Importer {
         end_row: u64,
         durable: bool,
     ) -> DomainResult<Job> {
-        let mut next = job.clone();
-        tally.add_to(&mut next);
-        next.checkpoint_offset = end_offset;
-        next.checkpoint_row = end_row;
+        let next = moved_past(&job, tally, end_offset, end_row);
         self.jobs.save_checkpoint(&job, next, durable).await
+    }
+
+    /// [`Importer::checkpoint`] on a task of its own (after the one before it is written):
+    /// returns the job as it will be saved, so the next batch goes on from it at once.
+    async fn checkpoint_later(
+        &self,
+        job: Job,
+        tally: Tally,
+        (end_offset, end_row): (u64, u64),
+        durable: bool,
+        checkpointing: &mut Checkpointing,
+    ) -> DomainResult<Job> {
+        checkpointed(checkpointing).await?;
+        let next = moved_past(&job, tally, end_offset, end_row);
+        let saved = Jobs::saved_as(&job, next.clone());
+        let importer = self.clone();
+        *checkpointing = Some(tokio::spawn(async move {
+            importer
+                .retrying(&job.id, "checkpoint", || {
+                    importer.jobs.save_checkpoint(&job, next.clone(), durable)
+                })
+                .await
+        }));
+        Ok(saved)
     }
 
     /// Sends the creates planned for `batch` to the store (a task of their own, so that the
@@ -798,15 +856,17 @@ impl Importer {
         }
     }
 
-    /// Waits for a batch's creates, writes its other rows and checkpoints. A batch whose
-    /// creates were not planned or not written goes the whole way again, as a failed batch
-    /// does: every write is an upsert.
+    /// Waits for a batch's creates, writes its other rows and checkpoints (the checkpoint is
+    /// written while the caller goes on, see [`Checkpointing`]). A batch whose creates were not
+    /// planned or not written goes the whole way again, as a failed batch does: every write is
+    /// an upsert.
     async fn finish_writing(
         &self,
         job: Job,
         writing: Writing,
         bulk: Option<&BulkEntries>,
         durable: bool,
+        checkpointing: &mut Checkpointing,
     ) -> DomainResult<Job> {
         let Writing {
             batch,
@@ -829,6 +889,7 @@ impl Importer {
             None => None,
         };
         let Some(outcomes) = outcomes else {
+            checkpointed(checkpointing).await?;
             return self.write_batch_retrying(job, batch, bulk, durable).await;
         };
         let created = creates.settle(batch.rows.len(), outcomes, bulk)?;
@@ -842,14 +903,13 @@ impl Importer {
             .await
         {
             Ok(tally) => {
-                let (end_offset, end_row) = (batch.end_offset, batch.end_row);
-                self.retrying(&job.id, "checkpoint", || {
-                    self.checkpoint(job.clone(), tally, end_offset, end_row, durable)
-                })
-                .await
+                let end = (batch.end_offset, batch.end_row);
+                self.checkpoint_later(job, tally, end, durable, checkpointing)
+                    .await
             }
             Err(e @ DomainError::Unavailable(_)) => {
                 tracing::warn!(job_id = %job.id, error = %e, "batch not written, retrying");
+                checkpointed(checkpointing).await?;
                 self.write_batch_retrying(job, batch, bulk, durable).await
             }
             Err(e) => Err(e),

@@ -274,13 +274,19 @@ impl Jobs {
         }
     }
 
+    /// `next` as a save over `current` stores it (and returns it when it succeeds).
+    pub fn saved_as(current: &Job, mut next: Job) -> Job {
+        next.version = current.version + 1;
+        next
+    }
+
     async fn save_to(
         &self,
         store: &Arc<dyn KvStore>,
         current: &Job,
-        mut next: Job,
+        next: Job,
     ) -> DomainResult<Job> {
-        next.version = current.version + 1;
+        let next = Jobs::saved_as(current, next);
         match store
             .transact(vec![WriteOp::Put {
                 item: to_item(&next)?,
