@@ -203,6 +203,9 @@ pub struct Segment {
     blocks: Vec<Block>,
     count: u64,
     bytes: u64,
+    /// The first and last partitions it holds: a query of any other partition reads nothing
+    /// (a block read per query of a customer's own partition made an export three times slower).
+    partitions: Option<(String, String)>,
 }
 
 impl Segment {
@@ -243,13 +246,26 @@ impl Segment {
             .ok_or_else(|| corrupt(path, "bad block index"))?;
             blocks.push(block);
         }
-        Ok(Segment {
+        let mut segment = Segment {
             path: path.to_owned(),
             file,
             blocks,
             count,
             bytes: size,
-        })
+            partitions: None,
+        };
+        if let (Some(first), Some(last_block)) =
+            (segment.blocks.first(), segment.blocks.len().checked_sub(1))
+        {
+            let first = segment.split(&first.first)?.0.to_owned();
+            let last_keys = segment.block_keys(last_block)?;
+            let last = last_keys
+                .last()
+                .ok_or_else(|| corrupt(path, "empty block"))?;
+            let last = segment.split(last)?.0.to_owned();
+            segment.partitions = Some((first, last));
+        }
+        Ok(segment)
     }
 
     pub fn path(&self) -> &Path {
@@ -304,6 +320,10 @@ impl Segment {
     /// the direction of reading. Read backward, the range is read forward and its last keys
     /// kept: search, the one reader, reads forward.
     pub fn range(&self, wanted: &Range<'_>) -> io::Result<Vec<Key>> {
+        match &self.partitions {
+            Some((first, last)) if wanted.pk >= first.as_str() && wanted.pk <= last.as_str() => {}
+            _ => return Ok(Vec::new()),
+        }
         let lower = match (wanted.after, wanted.forward) {
             (Some(after), true) if after > wanted.lo => after,
             _ => wanted.lo,
