@@ -206,6 +206,16 @@ impl Ready {
         Ok(ready)
     }
 
+    /// Unconditional puts of bare keys.
+    fn bare_puts(keys: Vec<Key>) -> Vec<Ready> {
+        keys.into_iter()
+            .map(|key| Ready::Put {
+                item: Prepared::bare(key),
+                condition: None,
+            })
+            .collect()
+    }
+
     /// A transaction whose puts leave their entries in the `later` indexes out.
     fn transaction_indexing_later(
         ops: Vec<WriteOp>,
@@ -407,17 +417,23 @@ impl EmbeddedStore {
         let path = segments.path(id);
         let io =
             |e: std::io::Error| StoreError::Backend(format!("segment {}: {e}", path.display()));
-        let mut writer = SegmentWriter::create(&path).map_err(io)?;
         let mut misfits = Vec::new();
-        for key in first.into_iter().map(Ok).chain(rest) {
-            let key = key?;
-            if segment::fits(&key) {
-                writer.push(&key).map_err(io)?;
-            } else {
-                misfits.push(key);
+        let written = (|| {
+            let mut writer = SegmentWriter::create(&path).map_err(io)?;
+            for key in first.into_iter().map(Ok).chain(rest) {
+                let key = key?;
+                if segment::fits(&key) {
+                    writer.push(&key).map_err(io)?;
+                } else {
+                    misfits.push(key);
+                }
             }
-        }
-        let written = writer.finish().map_err(io)?;
+            writer.finish().map_err(io)
+        })()
+        .inspect_err(|_| {
+            // Not registered: it would go at the next open, but need not wait for it.
+            let _ = std::fs::remove_file(&path);
+        })?;
         sync_dir(&segments.dir)?;
         self.submit_blocking(Job::Segments {
             add: id,
@@ -429,14 +445,7 @@ impl EmbeddedStore {
             .map_err(poisoned)?
             .push(Arc::new(written));
         if !misfits.is_empty() {
-            let ready = misfits
-                .into_iter()
-                .map(|key| Ready::Put {
-                    item: Prepared::bare(key),
-                    condition: None,
-                })
-                .collect();
-            self.submit_blocking(Job::Batch(ready))?;
+            self.submit_blocking(Job::Batch(Ready::bare_puts(misfits)))?;
         }
         while segments.snapshot()?.len() > MAX_SEGMENTS {
             self.merge_smallest()?;
@@ -1147,14 +1156,7 @@ impl KvStore for EmbeddedStore {
         if keys.is_empty() {
             return Ok(());
         }
-        let ready = keys
-            .into_iter()
-            .map(|key| Ready::Put {
-                item: Prepared::bare(key),
-                condition: None,
-            })
-            .collect();
-        self.submit(Job::Batch(ready)).await
+        self.submit(Job::Batch(Ready::bare_puts(keys))).await
     }
 
     async fn transact_each(

@@ -912,6 +912,16 @@ mod sorted_keys_in_segments {
             "the unregistered file is gone"
         );
         pages_hold(s.as_ref(), "S#1", "k#2999", 50, &expected(299_900, 300_000)).await;
+        // A stream that fails part-way leaves no segment and no key behind.
+        let failing = (0..60_000)
+            .map(|i| Ok(Key::new("F", format!("{i:06}"))))
+            .chain(std::iter::once(Err(StoreError::Backend(
+                "spill lost".into(),
+            ))));
+        assert!(s.put_sorted_keys(Box::new(failing)).await.is_err());
+        assert_eq!(segment_files(&segments).len(), 4);
+        let f = s.query(&Query::new(Index::Main, "F")).await.unwrap();
+        assert!(f.items.is_empty(), "{:?}", f.items.first());
         // A small sorted load goes into the B-tree: no fifth segment.
         s.put_sorted_keys(sorted([Key::new("S#1", "k#000004|9")]))
             .await

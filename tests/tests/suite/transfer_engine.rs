@@ -939,23 +939,11 @@ mod search_reads_a_bulk_load_from_its_segment {
         expected.sort();
         assert_eq!(found_by_q(&t, "RSON39").await, expected);
 
-        let customers = &t.importer.customers;
-        let renamed = customers
-            .find_by_email("person3912@example.com", false)
-            .await
-            .unwrap()
-            .unwrap();
         let patch = shared::customers::CustomerPatch {
             first_name: Some(Some("Quenelda".into())),
             ..Default::default()
         };
-        customers.update(&renamed.id, &patch).await.unwrap();
-        let gone = customers
-            .find_by_email("person3913@example.com", false)
-            .await
-            .unwrap()
-            .unwrap();
-        customers.delete(&gone.id).await.unwrap();
+        edit_and_delete(&t, (3912, patch), 3913).await;
         assert_eq!(found_by_q(&t, "quenel").await, ["person3912@example.com"]);
         assert!(found_by_q(&t, "first3912").await.is_empty(), "the old name");
         assert!(found_by_q(&t, "person3913").await.is_empty(), "deleted");
@@ -964,6 +952,26 @@ mod search_reads_a_bulk_load_from_its_segment {
             ["person3914@example.com"]
         );
     }
+}
+
+/// Applies `patch` to customer `person<edited>` and deletes `person<deleted>`.
+async fn edit_and_delete(
+    t: &Transfer,
+    (edited, patch): (usize, shared::customers::CustomerPatch),
+    deleted: usize,
+) {
+    let customers = &t.importer.customers;
+    let find = |i: usize| async move {
+        customers
+            .find_by_email(&format!("person{i}@example.com"), false)
+            .await
+            .unwrap()
+            .expect("imported")
+    };
+    let renamed = find(edited).await;
+    customers.update(&renamed.id, &patch).await.unwrap();
+    let gone = find(deleted).await;
+    customers.delete(&gone.id).await.unwrap();
 }
 
 async fn search_markers(store: &Arc<dyn KvStore>) -> usize {
@@ -1007,23 +1015,11 @@ async fn search_finds_bulk_loaded_customers_before_and_after_indexing(backend: B
     );
 
     // Edits and deletes of customers whose entries are not written yet.
-    let customers = &t.importer.customers;
-    let renamed = customers
-        .find_by_email("person12@example.com", false)
-        .await
-        .unwrap()
-        .unwrap();
     let patch = shared::customers::CustomerPatch {
         last_name: Some(Some("Zebulon".into())),
         ..Default::default()
     };
-    customers.update(&renamed.id, &patch).await.unwrap();
-    let gone = customers
-        .find_by_email("person13@example.com", false)
-        .await
-        .unwrap()
-        .unwrap();
-    customers.delete(&gone.id).await.unwrap();
+    edit_and_delete(&t, (12, patch), 13).await;
     let live: Vec<usize> = (0..BATCH).filter(|i| *i != 13).collect();
     // On the embedded file their list entries wait for the indexing too: lists stay exact.
     assert_lists_hold(&t, &live, 12, "before indexing").await;
