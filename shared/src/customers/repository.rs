@@ -389,9 +389,8 @@ impl CustomerRepository {
         }
         self.store.write_index_entries(lists).await?;
         written(search).await?;
-        let markers = sorted.markers;
         let mut deletes = Vec::with_capacity(INDEX_WRITE);
-        for key in markers {
+        for key in sorted.markers {
             deletes.push(BatchOp::Delete(key?));
             if deletes.len() >= INDEX_WRITE {
                 self.store.batch_write(std::mem::take(&mut deletes)).await?;

@@ -995,7 +995,7 @@ fn run_query(
         let range = items
             .range::<(&str, &str)>((lower, upper))
             .map_err(backend)?;
-        let found = collect_range(range, query.forward, limit, |key, value| {
+        let mut found = collect_range(range, query.forward, limit, |key, value| {
             let (pk, sk) = key.value();
             decode_parts(pk, sk, value.value())
         })?;
@@ -1007,7 +1007,6 @@ fn run_query(
             forward: query.forward,
             limit,
         };
-        let mut found = found;
         for segment in segments {
             let keys = segment
                 .range(&wanted)
@@ -1067,12 +1066,9 @@ fn with_keys(items: Vec<Item>, keys: Vec<Key>, forward: bool, limit: usize) -> V
     if keys.is_empty() {
         return items;
     }
-    let sk_of = |item: &Item| {
-        item.get(SK)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    fn sk_of(item: &Item) -> &str {
+        item.get(SK).and_then(Value::as_str).unwrap_or_default()
+    }
     let mut merged = Vec::with_capacity(limit.min(items.len() + keys.len()));
     let mut items = items.into_iter().peekable();
     let mut keys = keys.into_iter().peekable();
@@ -1084,9 +1080,9 @@ fn with_keys(items: Vec<Item>, keys: Vec<Key>, forward: bool, limit: usize) -> V
             (Some(item), Some(key)) => {
                 let sk = sk_of(item);
                 let first = if forward {
-                    sk.as_str().cmp(&key.sk)
+                    sk.cmp(key.sk.as_str())
                 } else {
-                    key.sk.as_str().cmp(&sk)
+                    key.sk.as_str().cmp(sk)
                 };
                 match first {
                     std::cmp::Ordering::Less => items.next(),
@@ -1219,8 +1215,7 @@ impl KvStore for EmbeddedStore {
         .await
     }
 
-    async fn put_sorted_keys(&self, keys: SortedKeys) -> Result<(), StoreError> {
-        let mut keys = keys;
+    async fn put_sorted_keys(&self, mut keys: SortedKeys) -> Result<(), StoreError> {
         let mut first = Vec::with_capacity(SEGMENT_MIN_KEYS);
         for key in keys.by_ref() {
             first.push(key?);

@@ -281,30 +281,44 @@ impl Segment {
         self.bytes
     }
 
-    /// The keys of block `at`, each as its joined bytes.
-    fn block_keys(&self, at: usize) -> io::Result<Vec<Vec<u8>>> {
+    /// Calls `each` with every key of block `at` in order, as joined bytes decoded into one
+    /// buffer kept from key to key, until it answers false; whether it read the whole block.
+    fn each_key(
+        &self,
+        at: usize,
+        mut each: impl FnMut(&[u8]) -> io::Result<bool>,
+    ) -> io::Result<bool> {
         let block = &self.blocks[at];
         let mut bytes = vec![0u8; block.len];
         self.file.read_exact_at(&mut bytes, block.offset)?;
-        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut key: Vec<u8> = Vec::new();
         let mut at = 0;
         while at < bytes.len() {
-            let key = (|| {
+            let (shared, tail) = (|| {
                 let shared = usize::try_from(varint(&bytes, &mut at)?).ok()?;
                 let rest = usize::try_from(varint(&bytes, &mut at)?).ok()?;
                 let tail = bytes.get(at..at.checked_add(rest)?)?;
                 at += rest;
-                let mut key = match keys.last() {
-                    Some(previous) => previous.get(..shared)?.to_vec(),
-                    None if shared == 0 => Vec::new(),
-                    None => return None,
-                };
-                key.extend_from_slice(tail);
-                Some(key)
+                Some((shared, tail))
             })()
+            .filter(|(shared, _)| *shared <= key.len())
             .ok_or_else(|| corrupt(&self.path, "bad block"))?;
-            keys.push(key);
+            key.truncate(shared);
+            key.extend_from_slice(tail);
+            if !each(&key)? {
+                return Ok(false);
+            }
         }
+        Ok(true)
+    }
+
+    /// The keys of block `at`, each as its joined bytes.
+    fn block_keys(&self, at: usize) -> io::Result<Vec<Vec<u8>>> {
+        let mut keys = Vec::new();
+        self.each_key(at, |key| {
+            keys.push(key.to_vec());
+            Ok(true)
+        })?;
         Ok(keys)
     }
 
@@ -335,28 +349,30 @@ impl Segment {
             .saturating_sub(1);
         let mut found = VecDeque::new();
         for at in first..self.blocks.len() {
-            for joined in self.block_keys(at)? {
-                let (pk, sk) = self.split(&joined)?;
+            let read_on = self.each_key(at, |joined| {
+                let (pk, sk) = self.split(joined)?;
                 if pk < wanted.pk || (pk == wanted.pk && sk < wanted.lo) {
-                    continue;
+                    return Ok(true);
                 }
                 if pk > wanted.pk || sk > wanted.hi {
-                    return Ok(in_reading_order(found, wanted.forward));
+                    return Ok(false);
                 }
                 match (wanted.after, wanted.forward) {
-                    (Some(after), true) if sk <= after => continue,
-                    (Some(after), false) if sk >= after => {
-                        return Ok(in_reading_order(found, false));
-                    }
+                    (Some(after), true) if sk <= after => return Ok(true),
+                    (Some(after), false) if sk >= after => return Ok(false),
                     _ => {}
                 }
                 found.push_back(Key::new(pk, sk));
                 if wanted.forward && found.len() >= wanted.limit {
-                    return Ok(in_reading_order(found, wanted.forward));
+                    return Ok(false);
                 }
                 if found.len() > wanted.limit {
                     found.pop_front();
                 }
+                Ok(true)
+            })?;
+            if !read_on {
+                break;
             }
         }
         Ok(in_reading_order(found, wanted.forward))

@@ -880,11 +880,21 @@ mod sorted_keys_in_segments {
             .unwrap();
         // Five loads of 60,000 keys, interleaved: load `l` holds every key `i` with i % 5 == l.
         let key = |i: usize| Key::new(format!("S#{}", i % 3), format!("k#{i:06}|{}", i % 5));
+        // A partition holding the segments' separator cannot go into one: its key goes to the
+        // B-tree with the first load.
+        let misfit = Key::new("N\0ul", "1");
         for load in 0..5 {
-            s.put_sorted_keys(sorted((0..300_000).filter(|i| i % 5 == load).map(key)))
+            let keys = (0..300_000).filter(|i| i % 5 == load).map(key);
+            let misfits = (load == 0).then(|| misfit.clone());
+            s.put_sorted_keys(sorted(keys.chain(misfits)))
                 .await
                 .unwrap();
         }
+        let held = |s: Arc<dyn KvStore>| async move {
+            let page = s.query(&Query::new(Index::Main, "N\0ul")).await.unwrap();
+            sks(&page.items)
+        };
+        assert_eq!(held(s.clone()).await, ["1"], "the misfit is kept");
         assert_eq!(
             segment_files(&segments).len(),
             4,
@@ -911,6 +921,7 @@ mod sorted_keys_in_segments {
             4,
             "the unregistered file is gone"
         );
+        assert_eq!(held(s.clone()).await, ["1"]);
         pages_hold(s.as_ref(), "S#1", "k#2999", 50, &expected(299_900, 300_000)).await;
         // A stream that fails part-way leaves no segment and no key behind.
         let failing = (0..60_000)

@@ -60,6 +60,25 @@ async fn import_job(t: &Transfer, key: &str) -> Job {
         .expect("import job")
 }
 
+/// A job importing `shopify(rows)` from a folder of its own, and the transfer that runs it.
+async fn shopify_import(store: Arc<dyn KvStore>, folder: &str, rows: usize) -> (Transfer, Job) {
+    let folder = temp_dir(folder);
+    std::fs::write(folder.join("customers.csv"), shopify(rows)).unwrap();
+    let t = transfer(store, Arc::new(LocalFiles::new(folder)));
+    let job = import_job(&t, "customers.csv").await;
+    (t, job)
+}
+
+/// Runs the job until about `rows` rows are done (whole batches), as a run near its time
+/// limit stops.
+async fn run_at_most(t: &Transfer, job_id: &str, rows: u64) -> Job {
+    let limits = RunLimits {
+        max_rows: Some(rows),
+        deadline: None,
+    };
+    t.importer.run(job_id, limits).await.unwrap()
+}
+
 async fn customer_count(t: &Transfer) -> usize {
     t.importer
         .customers
@@ -97,17 +116,7 @@ async fn import_resumes_after_a_stop_and_a_crash(backend: Backend) {
         .unwrap();
 
     // Stopped after the first batch (a Lambda near its time limit): a checkpoint, not the end.
-    let paused = t
-        .importer
-        .run(
-            &job.id,
-            RunLimits {
-                max_rows: Some(1),
-                deadline: None,
-            },
-        )
-        .await
-        .unwrap();
+    let paused = run_at_most(&t, &job.id, 1).await;
     assert_eq!(
         (paused.processed, paused.created),
         (BATCH as u64, BATCH as u64)
@@ -700,17 +709,7 @@ async fn an_outage_pauses_the_import_at_a_checkpoint(backend: Backend) {
     else {
         return;
     };
-    let paused = t
-        .importer
-        .run(
-            &job.id,
-            RunLimits {
-                max_rows: Some(40),
-                deadline: None,
-            },
-        )
-        .await
-        .unwrap();
+    let paused = run_at_most(&t, &job.id, 40).await;
     assert_eq!(paused.processed, 40);
     store.outage.store(usize::MAX, Ordering::Relaxed);
     let error = t.importer.run(&job.id, RunLimits::default()).await;
@@ -767,6 +766,88 @@ async fn an_outage_pauses_the_import_at_a_checkpoint(backend: Backend) {
             .is_some_and(|m| m.contains("injected outage")),
         "{failed:?}"
     );
+}
+
+/// Saves the job itself, as another runner taking it over would, just before the `at`-th save
+/// of the job through this store.
+struct Rival {
+    inner: Arc<dyn KvStore>,
+    saves: AtomicUsize,
+    at: usize,
+}
+
+#[async_trait]
+impl KvStore for Rival {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn batch_get(&self, keys: &[Key]) -> Result<Vec<Item>, StoreError> {
+        self.inner.batch_get(keys).await
+    }
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        let job = match ops.as_slice() {
+            [op] => op
+                .key()
+                .ok()
+                .filter(|k| k.pk.starts_with("JOB#") && k.sk == "#META"),
+            _ => None,
+        };
+        if let Some(key) = job
+            && self.saves.fetch_add(1, Ordering::Relaxed) + 1 == self.at
+            && let Some(mut item) = self.inner.get(&key).await?
+        {
+            let version = item["version"].as_u64().unwrap_or(0) + 1;
+            item.insert("version".into(), version.into());
+            self.inner
+                .transact(vec![WriteOp::Put {
+                    item,
+                    condition: None,
+                }])
+                .await?;
+        }
+        self.inner.transact(ops).await
+    }
+    async fn batch_write(&self, ops: Vec<BatchOp>) -> Result<(), StoreError> {
+        self.inner.batch_write(ops).await
+    }
+    async fn query(&self, query: &Query) -> Result<QueryPage, StoreError> {
+        self.inner.query(query).await
+    }
+    fn transactions_are_cheap(&self) -> bool {
+        self.inner.transactions_are_cheap()
+    }
+}
+
+/// A checkpoint refused because another runner saved the job stops the run with a conflict,
+/// though checkpoints are written while later batches go on (the embedded file): the run
+/// ends soon after, not at the end of the file.
+mod a_job_taken_over_stops_its_run {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded() {
+        let inner = fresh_store(Backend::Embedded)
+            .await
+            .expect("embedded store");
+        // Saves: running, the header, then one checkpoint per batch; the third is refused.
+        let store: Arc<dyn KvStore> = Arc::new(Rival {
+            inner,
+            saves: AtomicUsize::new(0),
+            at: 5,
+        });
+        let rows = 20 * BATCH;
+        let (t, job) = shopify_import(store, "taken-over", rows).await;
+        let outcome = t.importer.run(&job.id, RunLimits::default()).await;
+        assert!(
+            matches!(&outcome, Err(shared::DomainError::Conflict(m)) if m.contains("run elsewhere")),
+            "{outcome:?}"
+        );
+        let written = customer_count(&t).await;
+        assert!(
+            (3 * BATCH..=8 * BATCH).contains(&written),
+            "stopped a few batches after the refused checkpoint: {written} of {rows}"
+        );
+    }
 }
 
 /// Emails of the customers `q` finds, sorted.
@@ -879,15 +960,8 @@ mod lists_over_many_pending_customers {
         let store = fresh_store(Backend::Embedded)
             .await
             .expect("embedded store");
-        let folder = temp_dir("many-pending");
-        std::fs::write(folder.join("customers.csv"), shopify(1_120)).unwrap();
-        let t = transfer(store.clone(), Arc::new(LocalFiles::new(folder)));
-        let job = import_job(&t, "customers.csv").await;
-        let limits = RunLimits {
-            max_rows: Some(1_100),
-            deadline: None,
-        };
-        let paused = t.importer.run(&job.id, limits).await.unwrap();
+        let (t, job) = shopify_import(store.clone(), "many-pending", 1_120).await;
+        let paused = run_at_most(&t, &job.id, 1_100).await;
         assert_eq!(paused.created, 1_100);
         assert!(search_markers(&store).await > 0, "their entries still wait");
         let mut expected: Vec<String> = (0..1_100)
@@ -919,11 +993,8 @@ mod search_reads_a_bulk_load_from_its_segment {
         let path = dir.join("store.redb");
         let store: Arc<dyn KvStore> =
             Arc::new(shared::store::embedded::EmbeddedStore::open(&path).expect("embedded store"));
-        let folder = temp_dir("segment-search-files");
-        std::fs::write(folder.join("customers.csv"), shopify(4_000)).unwrap();
-        let mut t = transfer(store.clone(), Arc::new(LocalFiles::new(folder)));
+        let (mut t, job) = shopify_import(store.clone(), "segment-search-files", 4_000).await;
         t.importer.batch_rows = 500;
-        let job = import_job(&t, "customers.csv").await;
         let done = t.importer.run(&job.id, RunLimits::default()).await.unwrap();
         assert_eq!((done.status, done.created), (JobStatus::Succeeded, 4_000));
         assert_eq!(search_markers(&store).await, 0);
@@ -987,15 +1058,8 @@ async fn search_finds_bulk_loaded_customers_before_and_after_indexing(backend: B
     let Some(store) = fresh_store(backend).await else {
         return;
     };
-    let folder = temp_dir("search-later");
-    std::fs::write(folder.join("customers.csv"), shopify(3 * BATCH)).unwrap();
-    let t = transfer(store.clone(), Arc::new(LocalFiles::new(folder)));
-    let job = import_job(&t, "customers.csv").await;
-    let limits = RunLimits {
-        max_rows: Some(1),
-        deadline: None,
-    };
-    let paused = t.importer.run(&job.id, limits).await.unwrap();
+    let (t, job) = shopify_import(store.clone(), "search-later", 3 * BATCH).await;
+    let paused = run_at_most(&t, &job.id, 1).await;
     assert_eq!(paused.created, BATCH as u64);
     let expected_markers = if backend == Backend::Embedded {
         BATCH
