@@ -20,6 +20,7 @@ use crate::customers::{
 };
 use crate::error::{DomainError, DomainResult};
 use crate::ports::{Clock, IdGenerator, iso};
+use crate::store::record::{EncodedItem, encoded, encoded_pointer};
 use crate::store::{Condition, Item, Key, KvStore, Query, SortCondition, StoreError, WriteOp};
 
 pub const ID_PREFIX: &str = "cuaddr";
@@ -208,28 +209,28 @@ impl Kind {
 }
 
 /// The item saying which address holds a customer's default (shipping or billing).
+const DEFAULT_MARKER: &str = "default_address";
+
 fn marker_item(marker: &Key, address_id: &str) -> Item {
-    crate::store::record::pointer(marker, "default_address", "address_id", address_id)
+    crate::store::record::pointer(marker, DEFAULT_MARKER, "address_id", address_id)
 }
 
 fn address_key(customer_id: &str, id: &str) -> Key {
     Key::new(repository_profile_key(customer_id).pk, format!("ADDR#{id}"))
 }
 
+/// The address's item as it is written.
+fn record(a: &Address) -> DomainResult<EncodedItem> {
+    encoded(
+        a,
+        &address_key(&a.customer_id, &a.id),
+        "customer_address",
+        a.version,
+    )
+}
+
 fn to_item(a: &Address) -> DomainResult<Item> {
-    let Value::Object(mut item) =
-        serde_json::to_value(a).map_err(|e| DomainError::Internal(e.to_string()))?
-    else {
-        return Err(DomainError::Internal(
-            "address did not serialise to an object".into(),
-        ));
-    };
-    let key = address_key(&a.customer_id, &a.id);
-    item.insert("pk".into(), key.pk.into());
-    item.insert("sk".into(), key.sk.into());
-    item.insert("entity_type".into(), "customer_address".into());
-    item.insert("version".into(), a.version.into());
-    Ok(item)
+    Ok(record(a)?.to_item()?)
 }
 
 fn from_item(item: Item) -> DomainResult<Address> {
@@ -420,14 +421,19 @@ impl AddressService {
     /// The writes that create `address` and the default markers it claims, for the transaction
     /// that creates its customer (so no marker can be held yet).
     pub fn writes_for_new_customer(&self, address: &Address) -> DomainResult<Vec<WriteOp>> {
-        let mut ops = vec![WriteOp::Put {
-            item: to_item(address)?,
+        let mut ops = vec![WriteOp::PutEncoded {
+            item: record(address)?,
             condition: Some(Condition::NotExists),
         }];
         for kind in Kind::BOTH {
             if kind.flag(address) {
-                ops.push(WriteOp::Put {
-                    item: marker_item(&kind.marker(&address.customer_id), &address.id),
+                ops.push(WriteOp::PutEncoded {
+                    item: encoded_pointer(
+                        &kind.marker(&address.customer_id),
+                        DEFAULT_MARKER,
+                        "address_id",
+                        &address.id,
+                    ),
                     condition: Some(Condition::NotExists),
                 });
             }

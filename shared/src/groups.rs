@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::customers::{check_metadata, merge_metadata, normalize_text, profile_key};
 use crate::error::{DomainError, DomainResult};
 use crate::ports::{Clock, IdGenerator, iso};
+use crate::store::record::EncodedItem;
 use crate::store::{
     Condition, Index, Item, Key, KvStore, MAX_TRANSACTION_OPS, Query, SortCondition, StoreError,
     WriteOp,
@@ -102,22 +103,33 @@ fn from_item(item: Item) -> DomainResult<(CustomerGroup, i64)> {
     Ok((g, count))
 }
 
-fn edge_item(customer_id: &str, group_id: &str, created_by: Option<&str>, now: &str) -> Item {
-    let key = edge_key(customer_id, group_id);
-    let mut item = Item::new();
-    item.insert("pk".into(), key.pk.into());
-    item.insert("sk".into(), key.sk.into());
-    item.insert("entity_type".into(), "customer_group_customer".into());
-    item.insert("customer_id".into(), customer_id.into());
-    item.insert("customer_group_id".into(), group_id.into());
-    item.insert(
-        "created_by".into(),
-        created_by.map_or(Value::Null, Value::from),
-    );
-    item.insert("created_at".into(), now.into());
-    item.insert("gsi1pk".into(), members_partition(group_id).into());
-    item.insert("gsi1sk".into(), customer_id.into());
-    item
+/// A membership's item: the customer's edge to the group, listed under the group (GSI1).
+fn edge_item(
+    customer_id: &str,
+    group_id: &str,
+    created_by: Option<&str>,
+    now: &str,
+) -> DomainResult<EncodedItem> {
+    #[derive(serde::Serialize)]
+    struct Edge<'a> {
+        entity_type: &'static str,
+        customer_id: &'a str,
+        customer_group_id: &'a str,
+        created_by: Option<&'a str>,
+        created_at: &'a str,
+    }
+    let edge = Edge {
+        entity_type: "customer_group_customer",
+        customer_id,
+        customer_group_id: group_id,
+        created_by,
+        created_at: now,
+    };
+    EncodedItem::of(edge_key(customer_id, group_id), &edge)?.indexed(
+        Index::Gsi1,
+        members_partition(group_id),
+        customer_id.to_owned(),
+    )
 }
 
 fn live() -> Condition {
@@ -642,13 +654,13 @@ impl GroupService {
         customer_id: &str,
         group_ids: &[String],
         created_by: Option<&str>,
-    ) -> Vec<WriteOp> {
+    ) -> DomainResult<Vec<WriteOp>> {
         let now = iso(self.clock.now());
         let unique: BTreeSet<&String> = group_ids.iter().collect();
         let mut ops = Vec::with_capacity(unique.len() * 2);
         for group in unique {
-            ops.push(WriteOp::Put {
-                item: edge_item(customer_id, group, created_by, &now),
+            ops.push(WriteOp::PutEncoded {
+                item: edge_item(customer_id, group, created_by, &now)?,
                 condition: Some(Condition::NotExists),
             });
             ops.push(WriteOp::Add {
@@ -658,7 +670,7 @@ impl GroupService {
                 condition: Some(live()),
             });
         }
-        ops
+        Ok(ops)
     }
 
     async fn require_live_customers<'a>(
@@ -761,8 +773,9 @@ impl GroupService {
                     break;
                 }
                 if *adding {
-                    ops.push(WriteOp::Put {
-                        item: edge_item(customer, group, created_by, now),
+                    ops.push(WriteOp::PutEncoded {
+                        item: edge_item(customer, group, created_by, now)
+                            .map_err(|e| StoreError::Backend(e.to_string()))?,
                         condition: Some(Condition::NotExists),
                     });
                     if new_customer {

@@ -23,6 +23,7 @@ use super::search::BulkEntries;
 use super::{Customer, normalize_text, search};
 use crate::error::{DomainError, DomainResult};
 use crate::store::merge::MergedQuery;
+use crate::store::record::{EncodedItem, encoded};
 use crate::store::{
     BatchOp, Condition, Index, IndexEntry, Item, Key, KvStore, MAX_TRANSACTION_OPS, Query,
     SortCondition, StoreError, WriteOp,
@@ -82,27 +83,19 @@ fn counter_key(shard: u32) -> Key {
     Key::new("COUNT#customer", shard.to_string())
 }
 
-fn to_item(c: &Customer) -> DomainResult<Item> {
-    let Value::Object(mut item) =
-        serde_json::to_value(c).map_err(|e| DomainError::Internal(e.to_string()))?
-    else {
-        return Err(DomainError::Internal(
-            "customer did not serialise to an object".into(),
-        ));
-    };
-    let key = profile_key(&c.id);
-    item.insert("pk".into(), key.pk.into());
-    item.insert("sk".into(), key.sk.into());
-    item.insert("entity_type".into(), ENTITY.into());
-    item.insert("version".into(), c.version.into());
+/// The customer's item as it is written: its JSON, its key and, while it lives, its lists.
+fn record(c: &Customer) -> DomainResult<EncodedItem> {
+    let mut item = encoded(c, &profile_key(&c.id), ENTITY, c.version)?;
     if !c.is_deleted() {
         for (index, partition, sort) in index_keys(c) {
-            let (p, s) = index.key_attributes();
-            item.insert(p.into(), partition.into());
-            item.insert(s.into(), sort.into());
+            item = item.indexed(index, partition, sort)?;
         }
     }
     Ok(item)
+}
+
+fn to_item(c: &Customer) -> DomainResult<Item> {
+    Ok(record(c)?.to_item()?)
 }
 
 /// A live customer's place in each list: by creation, by email, by name.
@@ -226,8 +219,8 @@ impl CustomerRepository {
         let mut transactions = Vec::with_capacity(customers.len());
         let mut ahead = Vec::new();
         for (c, extra) in customers {
-            let mut ops = vec![WriteOp::Put {
-                item: to_item(&c)?,
+            let mut ops = vec![WriteOp::PutEncoded {
+                item: record(&c)?,
                 condition: Some(Condition::NotExists),
             }];
             if let Some(email) = c.email_key() {
@@ -242,8 +235,8 @@ impl CustomerRepository {
             let first_extra = ops.len();
             ops.extend(extra);
             if search_entries == SearchEntries::Later && ops.len() < MAX_TRANSACTION_OPS {
-                ops.push(WriteOp::Put {
-                    item: search::pending_item(&c.id),
+                ops.push(WriteOp::PutEncoded {
+                    item: EncodedItem::empty(search::pending_key(&c.id)),
                     condition: None,
                 });
                 transactions.push((ops, true));
@@ -498,8 +491,8 @@ impl CustomerRepository {
         let (before, after) = (search::entries(old), search::entries(&next));
         let added: BTreeSet<Key> = after.difference(&before).cloned().collect();
         self.put_search_entries(&added).await?;
-        let mut ops = vec![WriteOp::Put {
-            item: to_item(&next)?,
+        let mut ops = vec![WriteOp::PutEncoded {
+            item: record(&next)?,
             condition: Some(Condition::equals("version", old.version)),
         }];
         let (old_email, new_email) = (old.email_key(), next.email_key());
@@ -535,8 +528,8 @@ impl CustomerRepository {
         gone.deleted_at = Some(at.to_owned());
         gone.updated_at = at.to_owned();
         gone.version = old.version + 1;
-        let mut ops = vec![WriteOp::Put {
-            item: to_item(&gone)?,
+        let mut ops = vec![WriteOp::PutEncoded {
+            item: record(&gone)?,
             condition: Some(Condition::equals("version", old.version)),
         }];
         if let Some(e) = old.email_key() {
@@ -901,8 +894,8 @@ impl CustomerRepository {
 }
 
 fn marker_put(c: &Customer, email_key: &str) -> WriteOp {
-    WriteOp::Put {
-        item: crate::store::record::pointer(
+    WriteOp::PutEncoded {
+        item: crate::store::record::encoded_pointer(
             &email_marker_key(c.has_account, email_key),
             "customer_email",
             "customer_id",

@@ -116,11 +116,6 @@ pub fn deferred_in_bulk(store: &dyn KvStore) -> bool {
 /// Partition of the markers of customers whose entries are not written yet.
 const PENDING: &str = "SEARCH#PENDING";
 
-/// The marker of a customer whose entries a bulk load left for later.
-pub fn pending_item(customer_id: &str) -> Item {
-    crate::store::bare_item(&pending_key(customer_id))
-}
-
 pub fn pending_key(customer_id: &str) -> Key {
     Key::new(PENDING, customer_id)
 }

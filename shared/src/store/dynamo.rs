@@ -268,6 +268,9 @@ impl DynamoStore {
 
     fn transact_item(&self, op: &WriteOp) -> Result<TransactWriteItem, StoreError> {
         let built = match op {
+            WriteOp::PutEncoded { .. } => {
+                return self.transact_item(&op.clone().with_attributes()?);
+            }
             WriteOp::Put { item, condition } => {
                 let mut put = Put::builder()
                     .table_name(&self.table)
@@ -401,6 +404,9 @@ impl DynamoStore {
             None => (None, HashMap::new(), Attrs::new()),
         };
         match op {
+            WriteOp::PutEncoded { .. } => {
+                Box::pin(self.write_one(&op.clone().with_attributes()?)).await
+            }
             WriteOp::Put { item, .. } => self
                 .client
                 .put_item()

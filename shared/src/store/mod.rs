@@ -163,6 +163,11 @@ pub enum WriteOp {
         item: Item,
         condition: Option<Condition>,
     },
+    /// A put of an item already in its JSON form (see [`record::EncodedItem`]).
+    PutEncoded {
+        item: record::EncodedItem,
+        condition: Option<Condition>,
+    },
     Delete {
         key: Key,
         condition: Option<Condition>,
@@ -191,15 +196,28 @@ impl WriteOp {
     fn key_parts(&self) -> Result<(&str, &str), StoreError> {
         match self {
             WriteOp::Put { item, .. } => Key::parts_of(item),
+            WriteOp::PutEncoded { item, .. } => Ok((&item.key().pk, &item.key().sk)),
             WriteOp::Delete { key, .. } | WriteOp::Check { key, .. } | WriteOp::Add { key, .. } => {
                 Ok((&key.pk, &key.sk))
             }
         }
     }
 
+    /// The write with an encoded item's attributes spelt out, for stores that take attributes.
+    pub fn with_attributes(self) -> Result<WriteOp, StoreError> {
+        Ok(match self {
+            WriteOp::PutEncoded { item, condition } => WriteOp::Put {
+                item: item.to_item()?,
+                condition,
+            },
+            other => other,
+        })
+    }
+
     pub fn condition(&self) -> Option<&Condition> {
         match self {
             WriteOp::Put { condition, .. }
+            | WriteOp::PutEncoded { condition, .. }
             | WriteOp::Delete { condition, .. }
             | WriteOp::Add { condition, .. } => condition.as_ref(),
             WriteOp::Check { condition, .. } => Some(condition),

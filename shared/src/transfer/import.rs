@@ -1016,9 +1016,12 @@ impl Importer {
             ) else {
                 continue;
             };
-            let mut extra =
+            let Ok(mut extra) =
                 self.groups
-                    .memberships_of_new_customer(&customer.id, &groups, created_by);
+                    .memberships_of_new_customer(&customer.id, &groups, created_by)
+            else {
+                continue;
+            };
             let addresses: DomainResult<Vec<Vec<WriteOp>>> = record
                 .addresses
                 .iter()
