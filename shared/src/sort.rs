@@ -251,6 +251,29 @@ mod tests {
     }
 
     #[test]
+    fn runs_of_any_number_and_length_merge_in_order() {
+        // 1 to 98 runs merged at once, which run out at different times.
+        for run_lines in [1, 2, 3, 5, 7, 13, 50] {
+            for total in [0, 1, 2, 9, 40, 97] {
+                let lines = scrambled(total);
+                let mut sort = ExternalSort::new(&std::env::temp_dir(), run_lines);
+                for line in &lines {
+                    sort.push(line.clone()).expect("push");
+                }
+                let merged: Vec<String> = sort
+                    .finish()
+                    .expect("merge")
+                    .collect::<io::Result<_>>()
+                    .expect("read");
+                let mut expected = lines;
+                expected.sort();
+                expected.dedup();
+                assert_eq!(merged, expected, "{total} lines in runs of {run_lines}");
+            }
+        }
+    }
+
+    #[test]
     fn a_sort_that_fits_in_memory_writes_no_file() {
         let mut sort = ExternalSort::new(&std::env::temp_dir(), 100);
         for line in ["b", "a", "c", "a"] {
