@@ -19,21 +19,22 @@ export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=test 
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
 # Tests make their stores and folders under the temporary directory: one of this run's own,
-# removed at the end, so repeated runs do not fill the disk.
+# removed at the end (moto's log with it), so repeated runs do not fill the disk.
 TEST_TMP=$(mktemp -d)
 export TMPDIR="$TEST_TMP"
-
-PORT=$("$TOOLS/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-MOTO_LOG=$(mktemp)
-"$TOOLS/bin/python" infra/moto_server.py -H 127.0.0.1 -p "$PORT" >"$MOTO_LOG" 2>&1 &
-MOTO_PID=$!
+MOTO_PID=
 cleanup() {
-  kill "$MOTO_PID" 2>/dev/null || true
-  wait "$MOTO_PID" 2>/dev/null || true
-  rm -f "$MOTO_LOG"
+  if [ -n "$MOTO_PID" ]; then
+    kill "$MOTO_PID" 2>/dev/null || true
+    wait "$MOTO_PID" 2>/dev/null || true
+  fi
   rm -rf "$TEST_TMP"
 }
 trap cleanup EXIT
+
+PORT=$("$TOOLS/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$TOOLS/bin/python" infra/moto_server.py -H 127.0.0.1 -p "$PORT" >"$TEST_TMP/moto.log" 2>&1 &
+MOTO_PID=$!
 
 "$TOOLS/bin/python" - "$PORT" <<'PY'
 import sys, time, urllib.request

@@ -208,9 +208,9 @@ impl Kind {
     }
 }
 
-/// The item saying which address holds a customer's default (shipping or billing).
 const DEFAULT_MARKER: &str = "default_address";
 
+/// The item saying which address holds a customer's default (shipping or billing).
 fn marker_item(marker: &Key, address_id: &str) -> Item {
     crate::store::record::pointer(marker, DEFAULT_MARKER, "address_id", address_id)
 }
@@ -433,7 +433,7 @@ impl AddressService {
                         DEFAULT_MARKER,
                         "address_id",
                         &address.id,
-                    ),
+                    )?,
                     condition: Some(Condition::NotExists),
                 });
             }

@@ -215,6 +215,20 @@ mod tests {
             .collect()
     }
 
+    /// Every line the sort was given, read back from it.
+    fn merged(sort: ExternalSort) -> Vec<String> {
+        sort.finish()
+            .expect("merge")
+            .collect::<io::Result<_>>()
+            .expect("read")
+    }
+
+    fn sorted_once(mut lines: Vec<String>) -> Vec<String> {
+        lines.sort();
+        lines.dedup();
+        lines
+    }
+
     #[test]
     fn spilled_runs_merge_into_one_sorted_list_without_repeats() {
         let parent = std::env::temp_dir();
@@ -238,21 +252,14 @@ mod tests {
         let files = std::fs::read_dir(&sort.dir.0).expect("spill dir").count();
         assert_eq!(files, sort.runs.len(), "merged runs are removed");
         let dir = sort.dir.0.clone();
-        let merged: Vec<String> = sort
-            .finish()
-            .expect("merge")
-            .collect::<io::Result<_>>()
-            .expect("read");
-        let mut expected = lines;
-        expected.sort();
-        expected.dedup();
-        assert_eq!(merged, expected);
+        assert_eq!(merged(sort), sorted_once(lines));
         assert!(!dir.exists(), "spill files are removed");
     }
 
     #[test]
     fn runs_of_any_number_and_length_merge_in_order() {
-        // 1 to 98 runs merged at once, which run out at different times.
+        // The last merge takes 1 to 49 runs (the one in memory among them, a merged one in some),
+        // which run out at different times.
         for run_lines in [1, 2, 3, 5, 7, 13, 50] {
             for total in [0, 1, 2, 9, 40, 97] {
                 let lines = scrambled(total);
@@ -260,15 +267,11 @@ mod tests {
                 for line in &lines {
                     sort.push(line.clone()).expect("push");
                 }
-                let merged: Vec<String> = sort
-                    .finish()
-                    .expect("merge")
-                    .collect::<io::Result<_>>()
-                    .expect("read");
-                let mut expected = lines;
-                expected.sort();
-                expected.dedup();
-                assert_eq!(merged, expected, "{total} lines in runs of {run_lines}");
+                assert_eq!(
+                    merged(sort),
+                    sorted_once(lines),
+                    "{total} lines in runs of {run_lines}"
+                );
             }
         }
     }

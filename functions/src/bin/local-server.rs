@@ -179,8 +179,6 @@ fn bar(fraction: f64, detail: &str) {
     );
 }
 
-/// `import FILE`: imports a CSV (ours or Shopify's) into the configured store, with progress;
-/// `--dry-run` only parses and validates it.
 /// The outcome of a job's run, showing its progress every quarter second meanwhile. The run's
 /// end is seen at once: polling it on the same tick added up to a quarter second to every
 /// timing these commands print.
@@ -199,6 +197,8 @@ async fn until_done<T>(
     }
 }
 
+/// `import FILE`: imports a CSV (ours or Shopify's) into the configured store, with progress;
+/// `--dry-run` only parses and validates it.
 async fn import(config: &Config, file: &str, dry_run: bool) -> Result<(), String> {
     let (folder, name) = folder_of(file)?;
     let size = std::fs::metadata(file)

@@ -224,7 +224,7 @@ impl CustomerRepository {
                 condition: Some(Condition::NotExists),
             }];
             if let Some(email) = c.email_key() {
-                ops.push(marker_put(&c, &email));
+                ops.push(marker_put(&c, &email)?);
             }
             ops.push(WriteOp::Add {
                 key: counter_key(shard(&c.id)),
@@ -503,7 +503,7 @@ impl CustomerRepository {
             }
             if let Some(e) = &new_email {
                 new_marker_at = Some(ops.len());
-                ops.push(marker_put(&next, e));
+                ops.push(marker_put(&next, e)?);
             }
         }
         match self.store.transact(ops).await {
@@ -893,16 +893,16 @@ impl CustomerRepository {
     }
 }
 
-fn marker_put(c: &Customer, email_key: &str) -> WriteOp {
-    WriteOp::PutEncoded {
+fn marker_put(c: &Customer, email_key: &str) -> DomainResult<WriteOp> {
+    Ok(WriteOp::PutEncoded {
         item: crate::store::record::encoded_pointer(
             &email_marker_key(c.has_account, email_key),
             "customer_email",
             "customer_id",
             &c.id,
-        ),
+        )?,
         condition: Some(Condition::NotExists),
-    }
+    })
 }
 
 fn marker_delete(c: &Customer, email_key: &str) -> WriteOp {
