@@ -6,6 +6,8 @@
 //! transaction's conditions are checked before any of its writes, so a failed one writes
 //! nothing, and the fsync is shared by everyone in the group.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,6 +94,7 @@ enum Ready {
 }
 
 /// An item as it is stored: its key, its encoded value and its secondary index keys.
+#[derive(Clone)]
 struct Prepared {
     pk: String,
     sk: String,
@@ -570,6 +573,7 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
                     });
                 }
                 tables.write_added()?;
+                tables.write_fresh()?;
             }
             txn.commit().map_err(backend)
         })();
@@ -608,6 +612,8 @@ struct Tables<'t> {
     /// the same few counters once per customer, and reading, decoding, encoding and writing one
     /// each time cost a 100,000-row import 13.6 s of CPU against 12.3 s this way.
     added: Added,
+    /// Items whose keys the table did not hold, written in key order when the commit ends.
+    fresh: Fresh<'t>,
     changed: &'t mut Changed,
 }
 
@@ -622,6 +628,7 @@ impl<'t> Tables<'t> {
             items,
             indexes,
             added: Added::default(),
+            fresh: Fresh::default(),
             changed,
         })
     }
@@ -629,7 +636,36 @@ impl<'t> Tables<'t> {
     /// Writes the items `Add`s changed: before the commit, or early when there are many.
     fn write_added(&mut self) -> Result<(), StoreError> {
         for (_, item) in std::mem::take(&mut self.added.0) {
-            self.put(&Prepared::of(&item)?)?;
+            self.put(Cow::Owned(Prepared::of(&item)?))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the commit's new keys in key order, each run that falls between two neighbours
+    /// of the table through one cursor: redb packs a run into full leaves, where inserting the
+    /// keys one by one splits every leaf in half as it fills and left a bulk load's leaves
+    /// 45 % full on average (twice the pages to write, half of them written again at the
+    /// next split).
+    fn write_fresh(&mut self) -> Result<(), StoreError> {
+        let fresh = std::mem::take(&mut self.fresh);
+        let mut entries = fresh.entries().peekable();
+        while let Some((pk, sk, bytes)) = entries.next() {
+            let mut cursor = self
+                .items
+                .lower_bound_mut(Bound::Included((pk, sk)))
+                .map_err(backend)?;
+            cursor.insert_before((pk, sk), bytes).map_err(backend)?;
+            // The run goes on up to the table's next key.
+            while let Some(&(pk, sk, bytes)) = entries.peek() {
+                match cursor.insert_before((pk, sk), bytes) {
+                    Ok(()) => {
+                        entries.next();
+                    }
+                    Err(redb::CursorError::UnorderedKey) => break,
+                    Err(e) => return Err(backend(e)),
+                }
+            }
+            cursor.close().map_err(backend)?;
         }
         Ok(())
     }
@@ -652,6 +688,9 @@ impl<'t> Tables<'t> {
     }
 
     fn load(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        if let Some(bytes) = self.fresh.get(&key.pk, &key.sk) {
+            return decode(key, bytes).map(Some);
+        }
         match self
             .items
             .get((key.pk.as_str(), key.sk.as_str()))
@@ -668,6 +707,12 @@ impl<'t> Tables<'t> {
         if let Some(item) = self.added.get(pk, sk) {
             return Ok(condition.holds(Some(item)));
         }
+        if let Some(bytes) = self.fresh.get(pk, sk) {
+            return Ok(match condition {
+                Condition::Equals { .. } => condition.holds(Some(&decode_parts(pk, sk, bytes)?)),
+                _ => condition.holds(Some(&Item::new())),
+            });
+        }
         let found = self.items.get((pk, sk)).map_err(backend)?;
         Ok(match (condition, found) {
             (Condition::Equals { .. }, Some(bytes)) => {
@@ -677,7 +722,7 @@ impl<'t> Tables<'t> {
         })
     }
 
-    fn transact(&mut self, ops: &[Ready]) -> Result<(), StoreError> {
+    fn transact(&mut self, ops: &'t [Ready]) -> Result<(), StoreError> {
         // Every condition is checked before anything is written, so a failed one writes nothing.
         for (index, op) in ops.iter().enumerate() {
             let (pk, sk) = op.key();
@@ -721,13 +766,17 @@ impl<'t> Tables<'t> {
         })
     }
 
-    fn batch(&mut self, ops: &[Ready]) -> Result<(), StoreError> {
+    fn batch(&mut self, ops: &'t [Ready]) -> Result<(), StoreError> {
         ops.iter().try_for_each(|op| self.apply(op))
     }
 
-    fn apply(&mut self, op: &Ready) -> Result<(), StoreError> {
+    fn apply(&mut self, op: &'t Ready) -> Result<(), StoreError> {
         match op {
-            Ready::Put { item, .. } => self.put(item),
+            Ready::Put {
+                item,
+                condition: Some(Condition::NotExists),
+            } => self.put_new(Cow::Borrowed(item)),
+            Ready::Put { item, .. } => self.put(Cow::Borrowed(item)),
             Ready::Delete { key, .. } => self.delete(key),
             Ready::Check { .. } => Ok(()),
             Ready::Add {
@@ -744,20 +793,53 @@ impl<'t> Tables<'t> {
         }
     }
 
-    /// Writes the item; the value it replaces comes back from the insert, and only when there
-    /// was one is it decoded, to take its index entries away.
-    fn put(&mut self, item: &Prepared) -> Result<(), StoreError> {
+    /// Writes the item; the value it replaces (from this commit or from the table) is decoded,
+    /// to take its index entries away. A key the table does not hold yet is kept for
+    /// [`Tables::write_fresh`].
+    fn put(&mut self, item: Cow<'t, Prepared>) -> Result<(), StoreError> {
         let (pk, sk) = (item.pk.as_str(), item.sk.as_str());
+        let (staged, replaced) = match self.fresh.get(pk, sk) {
+            Some(bytes) => (true, Some(decode_parts(pk, sk, bytes)?)),
+            None if self.items.get((pk, sk)).map_err(backend)?.is_none() => {
+                return self.put_new(item);
+            }
+            None => {
+                let replaced = self
+                    .items
+                    .insert((pk, sk), item.bytes.as_slice())
+                    .map_err(backend)?
+                    .map(|old| decode_parts(pk, sk, old.value()))
+                    .transpose()?;
+                (false, replaced)
+            }
+        };
         self.added.forget(pk, sk);
-        let replaced = self
-            .items
-            .insert((pk, sk), item.bytes.as_slice())
-            .map_err(backend)?
-            .map(|old| decode_parts(pk, sk, old.value()))
-            .transpose()?;
         if let Some(old) = replaced {
             self.unindex(pk, sk, &old)?;
         }
+        self.index(&item)?;
+        if staged {
+            self.fresh.insert(item);
+        }
+        Ok(())
+    }
+
+    /// Writes an item whose key is in neither the table nor this commit (its `NotExists`
+    /// held, or `put` looked). Past `FRESH_LIMIT` bytes, the commit's new items are written
+    /// at once, so that a large commit does not hold them all.
+    fn put_new(&mut self, item: Cow<'t, Prepared>) -> Result<(), StoreError> {
+        self.added.forget(&item.pk, &item.sk);
+        self.index(&item)?;
+        self.fresh.insert(item);
+        if self.fresh.bytes > FRESH_LIMIT {
+            self.write_fresh()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the item's secondary index entries.
+    fn index(&mut self, item: &Prepared) -> Result<(), StoreError> {
+        let (pk, sk) = (item.pk.as_str(), item.sk.as_str());
         for (index, ipk, isk) in &item.index_keys {
             if let Some((_, table)) = self.indexes.iter_mut().find(|(i, _)| i == index) {
                 table
@@ -770,12 +852,15 @@ impl<'t> Tables<'t> {
 
     fn delete(&mut self, key: &Key) -> Result<(), StoreError> {
         self.added.forget(&key.pk, &key.sk);
-        let removed = self
-            .items
-            .remove((key.pk.as_str(), key.sk.as_str()))
-            .map_err(backend)?
-            .map(|old| decode(key, old.value()))
-            .transpose()?;
+        let removed = match self.fresh.remove(&key.pk, &key.sk) {
+            Some(bytes) => Some(decode(key, &bytes)?),
+            None => self
+                .items
+                .remove((key.pk.as_str(), key.sk.as_str()))
+                .map_err(backend)?
+                .map(|old| decode(key, old.value()))
+                .transpose()?,
+        };
         if let Some(old) = removed {
             self.unindex(&key.pk, &key.sk, &old)?;
         }
@@ -854,6 +939,60 @@ impl Added {
         if let Some(at) = self.position(pk, sk) {
             self.0.swap_remove(at);
         }
+    }
+}
+
+/// A commit's items under keys the table did not hold, by pk then sk (the table's order). The
+/// values of the commit's own writes are borrowed from them, not copied.
+#[derive(Default)]
+struct Fresh<'t> {
+    by_key: BTreeMap<Cow<'t, str>, FreshPartition<'t>>,
+    bytes: usize,
+}
+
+/// The new items of one pk, by sk.
+type FreshPartition<'t> = BTreeMap<Cow<'t, str>, Cow<'t, [u8]>>;
+
+/// Bytes of new items a commit holds before it writes them.
+const FRESH_LIMIT: usize = 4 << 20;
+
+impl<'t> Fresh<'t> {
+    fn get(&self, pk: &str, sk: &str) -> Option<&[u8]> {
+        self.by_key.get(pk)?.get(sk).map(|bytes| bytes.as_ref())
+    }
+
+    fn insert(&mut self, item: Cow<'t, Prepared>) {
+        let (pk, sk, bytes) = match item {
+            Cow::Borrowed(p) => (
+                Cow::Borrowed(p.pk.as_str()),
+                Cow::Borrowed(p.sk.as_str()),
+                Cow::Borrowed(p.bytes.as_slice()),
+            ),
+            Cow::Owned(p) => (Cow::Owned(p.pk), Cow::Owned(p.sk), Cow::Owned(p.bytes)),
+        };
+        self.bytes += bytes.len();
+        if let Some(old) = self.by_key.entry(pk).or_default().insert(sk, bytes) {
+            self.bytes -= old.len();
+        }
+    }
+
+    fn remove(&mut self, pk: &str, sk: &str) -> Option<Cow<'t, [u8]>> {
+        let by_sk = self.by_key.get_mut(pk)?;
+        let bytes = by_sk.remove(sk)?;
+        if by_sk.is_empty() {
+            self.by_key.remove(pk);
+        }
+        self.bytes -= bytes.len();
+        Some(bytes)
+    }
+
+    /// (pk, sk, value) in key order.
+    fn entries(&self) -> impl Iterator<Item = (&str, &str, &[u8])> {
+        self.by_key.iter().flat_map(|(pk, by_sk)| {
+            by_sk
+                .iter()
+                .map(move |(sk, bytes)| (pk.as_ref(), sk.as_ref(), bytes.as_ref()))
+        })
     }
 }
 

@@ -842,6 +842,112 @@ mod ordered_adds_in_one_commit {
     }
 }
 
+/// The embedded file keeps a commit's items under new keys aside and writes them in key order
+/// when the commit ends (or when they grow large): until then every later transaction of the
+/// commit reads them, replaces them and deletes them as it would items already written, and
+/// afterwards each key is there once, in order, beside and between the keys that were there.
+mod new_items_in_one_commit {
+    use super::*;
+
+    fn listed(sk: &str, v: i64, sort: &str) -> Item {
+        item("N", sk, json!({"v": v, "gsi1pk": "NLIST", "gsi1sk": sort}))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded() {
+        let s = store(Backend::Embedded).await;
+        let mut before: Vec<WriteOp> = ["d", "f", "k150"]
+            .iter()
+            .map(|sk| put(item("N", sk, json!({"v": 0})), None))
+            .collect();
+        before.push(put(listed("b", 0, "b0"), None));
+        s.transact(before).await.unwrap();
+        let exists = |sk: &str, condition| WriteOp::Check {
+            key: Key::new("N", sk),
+            condition,
+        };
+        let delete = |sk: &str| WriteOp::Delete {
+            key: Key::new("N", sk),
+            condition: Some(Condition::Exists),
+        };
+        // Large enough that the new items of one commit are written before it ends.
+        let blob = "x".repeat(15_000);
+        let mut each = vec![
+            vec![
+                put(item("N", "a", json!({"v": 1})), Some(Condition::NotExists)),
+                put(listed("c", 1, "c1"), Some(Condition::NotExists)),
+            ],
+            vec![put(listed("c", 2, "c2"), Some(Condition::equals("v", 1)))],
+            vec![put(
+                item("N", "e", json!({"v": 1})),
+                Some(Condition::NotExists),
+            )],
+            vec![delete("e")],
+            vec![WriteOp::Add {
+                key: Key::new("N", "a"),
+                attribute: "n".into(),
+                delta: 5,
+                condition: Some(Condition::equals("v", 1)),
+            }],
+            vec![put(listed("b", 1, "b1"), Some(Condition::equals("v", 0)))],
+            vec![put(item("N", "g", json!({"v": 1})), None)],
+            // Refused: g is new in this commit, but there.
+            vec![put(
+                item("N", "g", json!({"v": 9})),
+                Some(Condition::NotExists),
+            )],
+            vec![exists("c", Condition::equals("v", 2))],
+            // Refused: e was deleted earlier in this commit.
+            vec![exists("e", Condition::Exists)],
+        ];
+        let first_k = each.len();
+        each.extend((0..300).map(|i| {
+            vec![put(
+                item("N", &format!("k{i:03}"), json!({"v": 1, "blob": blob})),
+                Some(Condition::NotExists),
+            )]
+        }));
+        let replaced_k = each.len();
+        each.push(vec![put(
+            item("N", "k000", json!({"v": 2})),
+            Some(Condition::equals("v", 1)),
+        )]);
+        each.push(vec![delete("k299")]);
+        let outcomes = s.transact_each(each).await.unwrap();
+        let failed: Vec<usize> = (0..outcomes.len())
+            .filter(|&i| outcomes[i].is_err())
+            .collect();
+        assert_eq!(failed, vec![7, 9, first_k + 150], "{:?}", &outcomes[..10]);
+        assert!(outcomes[replaced_k..].iter().all(Result::is_ok));
+
+        let mut query = Query::new(Index::Main, "N");
+        query.limit = 7;
+        let all = all_pages(s.as_ref(), query).await;
+        let mut expected: Vec<String> = ["a", "b", "c", "d", "f", "g"].map(str::to_owned).to_vec();
+        expected.extend((0..299).map(|i| format!("k{i:03}")));
+        assert_eq!(sks(&all), expected);
+        let at = |sk: &str| &all[expected.iter().position(|e| e == sk).unwrap()];
+        assert_eq!((&at("a")["v"], &at("a")["n"]), (&json!(1), &json!(5)));
+        assert_eq!(at("b")["v"], json!(1));
+        assert_eq!(at("c")["v"], json!(2));
+        assert_eq!(at("g")["v"], json!(1));
+        assert_eq!(at("k000")["v"], json!(2));
+        assert_eq!(at("k000").get("blob"), None);
+        assert_eq!(at("k001")["blob"].as_str().map(str::len), Some(15_000));
+        assert_eq!(at("k150")["v"], json!(0), "the item that was there stays");
+        let sorts: Vec<Value> = all_pages(s.as_ref(), Query::new(Index::Gsi1, "NLIST"))
+            .await
+            .iter()
+            .map(|i| i["gsi1sk"].clone())
+            .collect();
+        assert_eq!(
+            sorts,
+            vec![json!("b1"), json!("c2")],
+            "one entry each, the last"
+        );
+    }
+}
+
 /// A large sorted load on the embedded file goes to a segment beside the B-tree: queries merge
 /// it with the items, it survives reopening, a file no commit registered goes, and past four
 /// segments the smallest are merged without losing a key.
