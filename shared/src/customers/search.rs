@@ -36,6 +36,7 @@ const KEEP: usize = 24;
 /// Shortest query the index answers.
 pub const MIN_QUERY_CHARS: usize = STRIDE + 1;
 const SEP: char = '\u{1}';
+const SEP_STR: &str = "\u{1}";
 const PAGE: usize = 1000;
 
 fn partition(suffix: &str) -> String {
@@ -193,7 +194,7 @@ impl BulkEntries {
                 for gathered in received {
                     match gathered {
                         Gathered::Customer(customer) => sorts.add(&customer)?,
-                        Gathered::Marker(id) => sorts.ids.push(id)?,
+                        Gathered::Marker(id) => sorts.ids.push(&id)?,
                     }
                 }
                 Ok(sorts)
@@ -276,24 +277,30 @@ impl Sorts {
     fn add(&mut self, customer: &Customer) -> std::io::Result<()> {
         let mut pushed = Ok(());
         each_suffix(customer, |head, suffix| {
-            // `\0` sorts before any character of a key part: lines sort as the keys do
-            // (repeats go when the runs merge).
+            // A search entry as a spilled line, `SFX#<head>\0<suffix>␁<id>`, copied straight
+            // into the sort's buffer. `\0` sorts before any character of a key part: lines sort
+            // as the keys do (repeats go when the runs merge).
             if pushed.is_ok() {
-                pushed = self.search.push(search_line(head, suffix, &customer.id));
+                pushed =
+                    self.search
+                        .push_parts(&[PARTITION, head, "\0", suffix, SEP_STR, &customer.id]);
             }
         });
         pushed?;
         for e in super::repository::list_entries(customer) {
-            self.lists.push(format!(
-                "{}\0{}\0{}\0{}\0{}",
+            self.lists.push_parts(&[
                 e.index.name(),
-                e.partition,
-                e.sort,
-                e.key.pk,
-                e.key.sk
-            ))?;
+                "\0",
+                &e.partition,
+                "\0",
+                &e.sort,
+                "\0",
+                &e.key.pk,
+                "\0",
+                &e.key.sk,
+            ])?;
         }
-        self.ids.push(customer.id.clone())
+        self.ids.push(&customer.id)
     }
 }
 
@@ -313,20 +320,6 @@ fn list_entry(line: &str) -> DomainResult<IndexEntry> {
 
 fn lost_shape(line: &str) -> DomainError {
     DomainError::Internal(format!("a spilled entry lost its shape: {line:?}"))
-}
-
-/// A search entry as a spilled line, `SFX#<head>\0<suffix>␁<id>`, built at its exact size: the
-/// formatting machinery and the growing of its buffer were a third of the gatherer's time.
-fn search_line(head: &str, suffix: &str, id: &str) -> String {
-    let mut line =
-        String::with_capacity(PARTITION.len() + head.len() + suffix.len() + id.len() + 2);
-    line.push_str(PARTITION);
-    line.push_str(head);
-    line.push('\0');
-    line.push_str(suffix);
-    line.push(SEP);
-    line.push_str(id);
-    line
 }
 
 fn spill_error(dir: &Path, e: std::io::Error) -> DomainError {
