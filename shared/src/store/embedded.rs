@@ -28,6 +28,8 @@ use super::{
 
 /// (index pk, index sk, pk, sk): an index entry's key.
 type IndexKey = (&'static str, &'static str, &'static str, &'static str);
+/// An index entry as [`insert_in_runs`] takes it: its key and its (empty) value.
+type IndexRow<'a> = ((&'a str, &'a str, &'a str, &'a str), ());
 
 const ITEMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("items");
 const GSI1: TableDefinition<(&str, &str, &str, &str), ()> = TableDefinition::new("gsi1");
@@ -641,31 +643,28 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    /// Writes the commit's new keys in key order, each run that falls between two neighbours
-    /// of the table through one cursor: redb packs a run into full leaves, where inserting the
-    /// keys one by one splits every leaf in half as it fills and left a bulk load's leaves
-    /// 45 % full on average (twice the pages to write, half of them written again at the
-    /// next split).
+    /// Writes the commit's new items, and then their index entries, in key order (see
+    /// [`insert_in_runs`]).
     fn write_fresh(&mut self) -> Result<(), StoreError> {
         let fresh = std::mem::take(&mut self.fresh);
-        let mut entries = fresh.entries().peekable();
-        while let Some((pk, sk, bytes)) = entries.next() {
-            let mut cursor = self
-                .items
-                .lower_bound_mut(Bound::Included((pk, sk)))
-                .map_err(backend)?;
-            cursor.insert_before((pk, sk), bytes).map_err(backend)?;
-            // The run goes on up to the table's next key.
-            while let Some(&(pk, sk, bytes)) = entries.peek() {
-                match cursor.insert_before((pk, sk), bytes) {
-                    Ok(()) => {
-                        entries.next();
-                    }
-                    Err(redb::CursorError::UnorderedKey) => break,
-                    Err(e) => return Err(backend(e)),
-                }
-            }
-            cursor.close().map_err(backend)?;
+        let items: Vec<((&str, &str), &[u8])> = fresh
+            .entries()
+            .map(|(pk, sk, staged)| ((pk, sk), staged.bytes.as_ref()))
+            .collect();
+        insert_in_runs(&mut self.items, &items, false)?;
+        for (index, table) in &mut self.indexes {
+            let mut entries: Vec<IndexRow> = fresh
+                .entries()
+                .flat_map(|(pk, sk, staged)| {
+                    staged
+                        .index_keys
+                        .iter()
+                        .filter(|(of, _, _)| of == index)
+                        .map(move |(_, ipk, isk)| ((ipk.as_str(), isk.as_str(), pk, sk), ()))
+                })
+                .collect();
+            entries.sort_unstable();
+            insert_in_runs(table, &entries, true)?;
         }
         Ok(())
     }
@@ -742,16 +741,25 @@ impl<'t> Tables<'t> {
     /// was opened are read to find out: the others are as they were written, and reading each
     /// at its random place cost a 100,000-row import 1.9 s of its 9.5.
     fn index_entries(&mut self, entries: &[IndexEntry]) -> Result<(), StoreError> {
+        let mut kept = Vec::with_capacity(entries.len());
         for entry in entries {
             let (pk, sk) = (entry.key.pk.as_str(), entry.key.sk.as_str());
-            if self.changed.may_hold(pk, sk) && !self.carries(entry)? {
-                continue;
+            if !self.changed.may_hold(pk, sk) || self.carries(entry)? {
+                kept.push(entry);
             }
-            if let Some((_, table)) = self.indexes.iter_mut().find(|(i, _)| *i == entry.index) {
-                table
-                    .insert((entry.partition.as_str(), entry.sort.as_str(), pk, sk), ())
-                    .map_err(backend)?;
-            }
+        }
+        for (index, table) in &mut self.indexes {
+            let mut keys: Vec<IndexRow> = kept
+                .iter()
+                .filter(|entry| entry.index == *index)
+                .map(|e| {
+                    let key = (e.partition.as_str(), e.sort.as_str());
+                    ((key.0, key.1, e.key.pk.as_str(), e.key.sk.as_str()), ())
+                })
+                .collect();
+            // A bulk load hands them over in order already: then this costs one pass.
+            keys.sort_unstable();
+            insert_in_runs(table, &keys, true)?;
         }
         Ok(())
     }
@@ -817,11 +825,13 @@ impl<'t> Tables<'t> {
         if let Some(old) = replaced {
             self.unindex(pk, sk, &old)?;
         }
-        self.index(&item)?;
         if staged {
+            // Its index entries wait with it.
             self.fresh.insert(item);
+            Ok(())
+        } else {
+            self.index(&item)
         }
-        Ok(())
     }
 
     /// Writes an item whose key is in neither the table nor this commit (its `NotExists`
@@ -829,7 +839,6 @@ impl<'t> Tables<'t> {
     /// at once, so that a large commit does not hold them all.
     fn put_new(&mut self, item: Cow<'t, Prepared>) -> Result<(), StoreError> {
         self.added.forget(&item.pk, &item.sk);
-        self.index(&item)?;
         self.fresh.insert(item);
         if self.fresh.bytes > FRESH_LIMIT {
             self.write_fresh()?;
@@ -942,8 +951,9 @@ impl Added {
     }
 }
 
-/// A commit's items under keys the table did not hold, by pk then sk (the table's order). The
-/// values of the commit's own writes are borrowed from them, not copied.
+/// A commit's items under keys the table did not hold, by pk then sk (the table's order), with
+/// their index entries, which wait with them. What the commit's own writes hold is borrowed
+/// from them, not copied.
 #[derive(Default)]
 struct Fresh<'t> {
     by_key: BTreeMap<Cow<'t, str>, FreshPartition<'t>>,
@@ -951,49 +961,106 @@ struct Fresh<'t> {
 }
 
 /// The new items of one pk, by sk.
-type FreshPartition<'t> = BTreeMap<Cow<'t, str>, Cow<'t, [u8]>>;
+type FreshPartition<'t> = BTreeMap<Cow<'t, str>, Staged<'t>>;
+
+struct Staged<'t> {
+    bytes: Cow<'t, [u8]>,
+    index_keys: Cow<'t, [(Index, String, String)]>,
+}
 
 /// Bytes of new items a commit holds before it writes them.
 const FRESH_LIMIT: usize = 4 << 20;
 
 impl<'t> Fresh<'t> {
     fn get(&self, pk: &str, sk: &str) -> Option<&[u8]> {
-        self.by_key.get(pk)?.get(sk).map(|bytes| bytes.as_ref())
+        self.by_key
+            .get(pk)?
+            .get(sk)
+            .map(|staged| staged.bytes.as_ref())
     }
 
     fn insert(&mut self, item: Cow<'t, Prepared>) {
-        let (pk, sk, bytes) = match item {
+        let (pk, sk, staged) = match item {
             Cow::Borrowed(p) => (
                 Cow::Borrowed(p.pk.as_str()),
                 Cow::Borrowed(p.sk.as_str()),
-                Cow::Borrowed(p.bytes.as_slice()),
+                Staged {
+                    bytes: Cow::Borrowed(p.bytes.as_slice()),
+                    index_keys: Cow::Borrowed(p.index_keys.as_slice()),
+                },
             ),
-            Cow::Owned(p) => (Cow::Owned(p.pk), Cow::Owned(p.sk), Cow::Owned(p.bytes)),
+            Cow::Owned(p) => (
+                Cow::Owned(p.pk),
+                Cow::Owned(p.sk),
+                Staged {
+                    bytes: Cow::Owned(p.bytes),
+                    index_keys: Cow::Owned(p.index_keys),
+                },
+            ),
         };
-        self.bytes += bytes.len();
-        if let Some(old) = self.by_key.entry(pk).or_default().insert(sk, bytes) {
-            self.bytes -= old.len();
+        self.bytes += staged.bytes.len();
+        if let Some(old) = self.by_key.entry(pk).or_default().insert(sk, staged) {
+            self.bytes -= old.bytes.len();
         }
     }
 
     fn remove(&mut self, pk: &str, sk: &str) -> Option<Cow<'t, [u8]>> {
         let by_sk = self.by_key.get_mut(pk)?;
-        let bytes = by_sk.remove(sk)?;
+        let staged = by_sk.remove(sk)?;
         if by_sk.is_empty() {
             self.by_key.remove(pk);
         }
-        self.bytes -= bytes.len();
-        Some(bytes)
+        self.bytes -= staged.bytes.len();
+        Some(staged.bytes)
     }
 
-    /// (pk, sk, value) in key order.
-    fn entries(&self) -> impl Iterator<Item = (&str, &str, &[u8])> {
+    /// (pk, sk, item) in key order.
+    fn entries(&self) -> impl Iterator<Item = (&str, &str, &Staged<'t>)> {
         self.by_key.iter().flat_map(|(pk, by_sk)| {
             by_sk
                 .iter()
-                .map(move |(sk, bytes)| (pk.as_ref(), sk.as_ref(), bytes.as_ref()))
+                .map(move |(sk, staged)| (pk.as_ref(), sk.as_ref(), staged))
         })
     }
+}
+
+/// Inserts `entries` (in key order) into `table`, each run that falls between two neighbours
+/// of the table through one cursor: redb packs a run into full leaves, where inserting keys
+/// one by one splits every leaf in half as it fills and left a bulk load's leaves 45 % full
+/// on average (twice the pages to write, half of them written again at the next split). A key
+/// the table holds already is written over when `overwrite`, and refused otherwise.
+fn insert_in_runs<'k, K: redb::Key + 'static, V: redb::Value + 'static>(
+    table: &mut Table<'_, K, V>,
+    entries: &[(K::SelfType<'k>, V::SelfType<'k>)],
+    overwrite: bool,
+) -> Result<(), StoreError> {
+    let mut at = 0;
+    while let Some((key, value)) = entries.get(at) {
+        at += 1;
+        let mut cursor = table
+            .lower_bound_mut(Bound::Included(key))
+            .map_err(backend)?;
+        match cursor.insert_before(key, value) {
+            Ok(()) => {}
+            // Only a key equal to the next one is out of order here: it is there already.
+            Err(redb::CursorError::UnorderedKey) if overwrite => {
+                cursor.close().map_err(backend)?;
+                table.insert(key, value).map_err(backend)?;
+                continue;
+            }
+            Err(e) => return Err(backend(e)),
+        }
+        // The run goes on up to the table's next key.
+        while let Some((key, value)) = entries.get(at) {
+            match cursor.insert_before(key, value) {
+                Ok(()) => at += 1,
+                Err(redb::CursorError::UnorderedKey) => break,
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        cursor.close().map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// Items are read far more often than written: the map is sized once up front rather than

@@ -878,10 +878,7 @@ mod new_items_in_one_commit {
                 put(listed("c", 1, "c1"), Some(Condition::NotExists)),
             ],
             vec![put(listed("c", 2, "c2"), Some(Condition::equals("v", 1)))],
-            vec![put(
-                item("N", "e", json!({"v": 1})),
-                Some(Condition::NotExists),
-            )],
+            vec![put(listed("e", 1, "e1"), Some(Condition::NotExists))],
             vec![delete("e")],
             vec![WriteOp::Add {
                 key: Key::new("N", "a"),
@@ -902,14 +899,14 @@ mod new_items_in_one_commit {
         ];
         let first_k = each.len();
         each.extend((0..300).map(|i| {
-            vec![put(
-                item("N", &format!("k{i:03}"), json!({"v": 1, "blob": blob})),
-                Some(Condition::NotExists),
-            )]
+            let k = format!("k{i:03}");
+            let mut new = listed(&k, 1, &k);
+            new.insert("blob".into(), json!(blob));
+            vec![put(new, Some(Condition::NotExists))]
         }));
         let replaced_k = each.len();
         each.push(vec![put(
-            item("N", "k000", json!({"v": 2})),
+            listed("k000", 2, "z-k000"),
             Some(Condition::equals("v", 1)),
         )]);
         each.push(vec![delete("k299")]);
@@ -940,11 +937,14 @@ mod new_items_in_one_commit {
             .iter()
             .map(|i| i["gsi1sk"].clone())
             .collect();
-        assert_eq!(
-            sorts,
-            vec![json!("b1"), json!("c2")],
-            "one entry each, the last"
+        let mut expected_sorts = vec![json!("b1"), json!("c2")];
+        expected_sorts.extend(
+            (1..299)
+                .filter(|i| *i != 150)
+                .map(|i| json!(format!("k{i:03}"))),
         );
+        expected_sorts.push(json!("z-k000"));
+        assert_eq!(sorts, expected_sorts, "one entry each, the last");
     }
 }
 
