@@ -560,6 +560,8 @@ fn writer_loop(db: &Database, requests: mpsc::Receiver<Request>) {
             {
                 let mut tables = Tables::open(&txn, &mut changed)?;
                 for request in &group {
+                    tables.staging = matches!(&request.job,
+                        Job::TransactEach(each) if each.len() >= STAGING_MIN_TRANSACTIONS);
                     outcomes.push(match &request.job {
                         Job::Transact(ops) => vec![tables.transact(ops)],
                         Job::Batch(ops) => vec![tables.batch(ops)],
@@ -616,6 +618,10 @@ struct Tables<'t> {
     added: Added,
     /// Items whose keys the table did not hold, written in key order when the commit ends.
     fresh: Fresh<'t>,
+    /// Whether new items wait in `fresh`: for the many transactions of a bulk load, whose new
+    /// keys come in runs. Those of a single transaction fall at scattered places (search
+    /// entries, markers), where a cursor per key cost more than an insert.
+    staging: bool,
     changed: &'t mut Changed,
 }
 
@@ -631,6 +637,7 @@ impl<'t> Tables<'t> {
             indexes,
             added: Added::default(),
             fresh: Fresh::default(),
+            staging: false,
             changed,
         })
     }
@@ -783,7 +790,7 @@ impl<'t> Tables<'t> {
             Ready::Put {
                 item,
                 condition: Some(Condition::NotExists),
-            } => self.put_new(Cow::Borrowed(item)),
+            } if self.staging => self.put_new(Cow::Borrowed(item)),
             Ready::Put { item, .. } => self.put(Cow::Borrowed(item)),
             Ready::Delete { key, .. } => self.delete(key),
             Ready::Check { .. } => Ok(()),
@@ -802,13 +809,13 @@ impl<'t> Tables<'t> {
     }
 
     /// Writes the item; the value it replaces (from this commit or from the table) is decoded,
-    /// to take its index entries away. A key the table does not hold yet is kept for
-    /// [`Tables::write_fresh`].
+    /// to take its index entries away. While `staging`, a key the table does not hold yet is
+    /// kept for [`Tables::write_fresh`].
     fn put(&mut self, item: Cow<'t, Prepared>) -> Result<(), StoreError> {
         let (pk, sk) = (item.pk.as_str(), item.sk.as_str());
         let (staged, replaced) = match self.fresh.get(pk, sk) {
             Some(bytes) => (true, Some(decode_parts(pk, sk, bytes)?)),
-            None if self.items.get((pk, sk)).map_err(backend)?.is_none() => {
+            None if self.staging && self.items.get((pk, sk)).map_err(backend)?.is_none() => {
                 return self.put_new(item);
             }
             None => {
@@ -967,6 +974,10 @@ struct Staged<'t> {
     bytes: Cow<'t, [u8]>,
     index_keys: Cow<'t, [(Index, String, String)]>,
 }
+
+/// Transactions handed over together from which their new items wait (see `Tables::staging`):
+/// a bulk load hands over hundreds, the API one.
+const STAGING_MIN_TRANSACTIONS: usize = 16;
 
 /// Bytes of new items a commit holds before it writes them.
 const FRESH_LIMIT: usize = 4 << 20;
