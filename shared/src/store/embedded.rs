@@ -4,7 +4,9 @@
 //! (index pk, index sk, pk, sk). All writes go through one writer thread that groups the
 //! transactions waiting at that moment into a single redb commit (group commit): each
 //! transaction's conditions are checked before any of its writes, so a failed one writes
-//! nothing, and the fsync is shared by everyone in the group.
+//! nothing, and the fsync is shared by everyone in the group. A bulk load's new items, and their
+//! index entries, wait until the end of their commit and go in in key order (see
+//! `insert_in_runs`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
