@@ -948,6 +948,49 @@ mod new_items_in_one_commit {
     }
 }
 
+/// A single transaction that meets a bulk load's new items, in their commit or in another:
+/// whichever comes first, the single write is what stays, with one index entry. The rounds
+/// make it likely that some land in the same commit (which one is up to timing).
+mod single_writes_beside_new_items {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn embedded() {
+        let s = store(Backend::Embedded).await;
+        let listed = |sk: &str, v: i64, sort: &str| {
+            item("M", sk, json!({"v": v, "gsi1pk": "MLIST", "gsi1sk": sort}))
+        };
+        for round in 0..20 {
+            let key = |i: usize| format!("r{round:02}-{i:03}");
+            let bulk: Vec<Vec<WriteOp>> = (0..200)
+                .map(|i| vec![put(listed(&key(i), 1, &key(i)), Some(Condition::NotExists))])
+                .collect();
+            let bulk_store = s.clone();
+            let bulk = tokio::spawn(async move { bulk_store.transact_each(bulk).await });
+            let single = format!("z{round:02}");
+            s.transact(vec![put(listed(&key(50), 2, &single), None)])
+                .await
+                .unwrap();
+            let outcomes = bulk.await.unwrap().unwrap();
+            let refused: Vec<usize> = (0..outcomes.len())
+                .filter(|&i| outcomes[i].is_err())
+                .collect();
+            assert!(refused.is_empty() || refused == [50], "{refused:?}");
+            let kept = s.get(&Key::new("M", key(50))).await.unwrap().unwrap();
+            assert_eq!(kept["v"], json!(2), "round {round}");
+            let entries: Vec<Value> = all_pages(s.as_ref(), Query::new(Index::Gsi1, "MLIST"))
+                .await
+                .iter()
+                .filter(|i| i["sk"] == json!(key(50)))
+                .map(|i| i["gsi1sk"].clone())
+                .collect();
+            assert_eq!(entries, vec![json!(single)], "round {round}");
+        }
+        let all = all_pages(s.as_ref(), Query::new(Index::Gsi1, "MLIST")).await;
+        assert_eq!(all.len(), 20 * 200);
+    }
+}
+
 /// A large sorted load on the embedded file goes to a segment beside the B-tree: queries merge
 /// it with the items, it survives reopening, a file no commit registered goes, and past four
 /// segments the smallest are merged without losing a key.
