@@ -65,15 +65,16 @@ impl ExternalSort {
     }
 
     /// The lines in memory, sorted, and the buffer emptied for the next run (its capacity kept).
-    fn sorted_in_memory<T>(&mut self, take: impl FnOnce(&mut Self, &[&str]) -> T) -> T {
+    fn sorted_in_memory<T>(
+        &mut self,
+        take: impl FnOnce(&mut Self, &mut dyn Iterator<Item = &str>) -> T,
+    ) -> T {
         let (mut text, mut lines) = (
             std::mem::take(&mut self.text),
             std::mem::take(&mut self.lines),
         );
-        let mut sorted: Vec<&str> = lines.iter().map(|&(at, end)| &text[at..end]).collect();
-        sorted.sort_unstable();
-        let taken = take(self, &sorted);
-        drop(sorted);
+        lines.sort_unstable_by(|a, b| text[a.0..a.1].cmp(&text[b.0..b.1]));
+        let taken = take(self, &mut lines.iter().map(|&(at, end)| &text[at..end]));
         text.clear();
         lines.clear();
         (self.text, self.lines) = (text, lines);
@@ -100,7 +101,7 @@ impl ExternalSort {
     }
 
     fn spill(&mut self) -> io::Result<()> {
-        let path = self.sorted_in_memory(|sort, lines| sort.write_run(lines.iter().map(Ok)))?;
+        let path = self.sorted_in_memory(|sort, lines| sort.write_run(lines.map(Ok)))?;
         self.runs.push((0, path));
         // Runs of equal level merge as soon as there are `FAN_IN` of them, so each line is
         // rewritten once per level and few files are ever open.
@@ -132,8 +133,7 @@ impl ExternalSort {
 
     /// Every line pushed, in order, repeats once.
     pub fn finish(mut self) -> io::Result<Sorted> {
-        let memory =
-            self.sorted_in_memory(|_, lines| lines.iter().map(|l| (*l).to_owned()).collect());
+        let memory = self.sorted_in_memory(|_, lines| lines.map(str::to_owned).collect());
         let paths: Vec<PathBuf> = self.runs.iter().map(|(_, p)| p.clone()).collect();
         let merge = Merge::open(&paths, memory)?;
         Ok(Sorted {
