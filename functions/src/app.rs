@@ -11,7 +11,7 @@ use shared::auth::sessions::SessionStore;
 use shared::auth::tokens::{RemoteKeys, SigningKey, TokenIssuer, TokenVerifier};
 use shared::auth::{Authenticator, IdentityProvider};
 use shared::customers::{CustomerRepository, CustomerService};
-use shared::events::{EventSink, FileEventSink, LogEventSink};
+use shared::events::{EventSink, FileEventSink, LogEventSink, ResetLinkLogSink};
 use shared::groups::GroupService;
 use shared::ports::{Clock, IdGenerator, SystemClock, UlidGenerator};
 use shared::store::KvStore;
@@ -224,13 +224,17 @@ fn external_verifier(
     ))
 }
 
-/// Where domain events go: a file in the data folder locally, the log elsewhere.
+/// Where domain events go: the data folder's event log when a developer asks for it; else the
+/// log, where the local sign-in's reset links appear at warn level.
 fn event_sink(config: &Config) -> Arc<dyn EventSink> {
-    match config.store {
-        StoreConfig::Embedded => {
-            Arc::new(FileEventSink::new(config.data_dir.join("events.ndjson")))
-        }
-        StoreConfig::DynamoDb { .. } => Arc::new(LogEventSink),
+    if config.dev_event_log {
+        return Arc::new(FileEventSink::new(config.data_dir.join("events.ndjson")));
+    }
+    match config.auth {
+        AuthConfig::Local { .. } => Arc::new(ResetLinkLogSink {
+            reset_page: config.password_reset_url.clone(),
+        }),
+        _ => Arc::new(LogEventSink),
     }
 }
 

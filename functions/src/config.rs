@@ -55,6 +55,11 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Where bulk files go; `None` in functions that move none.
     pub files: Option<FilesConfig>,
+    /// Write every event, reset tokens included, to `DATA_DIR/events.ndjson` (`DEV_EVENT_LOG`);
+    /// off by default, when the local sign-in logs reset links instead.
+    pub dev_event_log: bool,
+    /// The page a local password-reset link opens (`PASSWORD_RESET_URL`).
+    pub password_reset_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,11 +183,16 @@ impl Config {
             (None, None, Mode::LocalServer) => Some(FilesConfig::Local(data_dir.join("files"))),
             (None, None, Mode::Lambda) => None,
         };
+        let host = get("HOST").unwrap_or_else(|| "127.0.0.1".into());
+        let password_reset_url = get("PASSWORD_RESET_URL")
+            .unwrap_or_else(|| format!("http://{host}:{port}/app/reset-password"));
         Ok(Config {
+            dev_event_log: flag("DEV_EVENT_LOG")?,
+            password_reset_url,
             files,
             secure_cookies,
             store_cache_bytes,
-            host: get("HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            host,
             port,
             data_dir,
             admin_email: get("ADMIN_EMAIL"),

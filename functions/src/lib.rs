@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod config;
+pub mod data_dir;
 pub mod http;
 pub mod lambda;
 pub mod server;

@@ -8,11 +8,13 @@ use shared::store::KvStore;
 use tokio::net::TcpListener;
 
 use crate::app::{StartupError, build_state, open_store};
-use crate::config::Config;
+use crate::config::{Config, FilesConfig};
+use crate::data_dir::make_private;
 use crate::http::{all_routes, router};
 
 /// Binds, then serves until ctrl-c/SIGTERM. Returns the bound address through `on_ready`.
 pub async fn run(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<(), StartupError> {
+    keep_files_private(&config)?;
     let store = open_store(&config).await?;
     serve(config, store, on_ready).await
 }
@@ -23,6 +25,7 @@ pub async fn serve(
     store: Arc<dyn KvStore>,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), StartupError> {
+    keep_files_private(&config)?;
     let state = build_state(&config, store).await?;
     let listener = TcpListener::bind((config.host.as_str(), config.port))
         .await
@@ -40,6 +43,20 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| StartupError(e.to_string()))
+}
+
+/// The data folder (and a local files folder kept elsewhere) readable by the owner only.
+pub fn keep_files_private(config: &Config) -> Result<(), StartupError> {
+    let mut folders = vec![config.data_dir.as_path()];
+    if let Some(FilesConfig::Local(dir)) = &config.files {
+        folders.push(dir.as_path());
+    }
+    for folder in folders {
+        make_private(folder).map_err(|e| {
+            StartupError(format!("cannot make {} private: {e}", folder.display()))
+        })?;
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -127,6 +127,8 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         store_cache_bytes: 16 * 1024 * 1024,
         secure_cookies: false,
         files: Some(functions::config::FilesConfig::Local(files)),
+        dev_event_log: true,
+        password_reset_url: "http://127.0.0.1/app/reset-password".into(),
     }
 }
 

@@ -90,6 +90,7 @@ async fn run() -> Result<(), String> {
         config.store_cache_bytes = BULK_CACHE_BYTES;
     }
     init_tracing(config.json_logs);
+    functions::server::keep_files_private(&config).map_err(|e| e.to_string())?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
         .iter()

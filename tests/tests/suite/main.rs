@@ -4,6 +4,7 @@ mod addresses_groups_http;
 mod b2b_http;
 mod cognito_http;
 mod customers_http;
+mod data_privacy;
 mod dynamo_retries;
 mod lambda_events;
 mod openapi;
