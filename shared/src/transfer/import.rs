@@ -1227,7 +1227,12 @@ impl Importer {
                         .and_then(Value::as_u64)
                         .unwrap_or(0)
                         .to_string();
-                    let line = csv_line(&[row, text("column"), text("message"), text("original")]);
+                    // A spreadsheet runs a cell that starts like a formula: the original
+                    // row and the message repeat what the file said, so every cell is
+                    // neutralised as exports are (OWASP CSV injection).
+                    let cells = [row, text("column"), text("message"), text("original")]
+                        .map(|cell| super::format::neutralise(&cell).into_owned());
+                    let line = csv_line(&cells);
                     writer.write(format!("{line}\n").as_bytes()).await?;
                 }
                 match page.last_key {

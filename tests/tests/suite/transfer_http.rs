@@ -475,9 +475,37 @@ async fn export_filters_and_ndjson(backend: Backend) {
     assert_eq!(anonymous.0, 401);
 }
 
+/// A bad row whose cells look like formulas comes back in the error report as text a
+/// spreadsheet will not run (OWASP CSV injection), as exports do.
+async fn error_reports_neutralise_formulas(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let csv = "First Name,Last Name,Email\n\
+               =1+2,Doe,not-an-email\n\
+               Jo,Doe,@SUM(1+1)\n\
+               +cmd,Doe,\n";
+    let job = upload(&s, csv).await;
+    assert_eq!(job["failed"], json!(3), "{job}");
+    let report = download(&s, job["error_report_url"].as_str().unwrap()).await;
+    let mut reader = csv::Reader::from_reader(report.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 3, "{report}");
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a formula reached the report: {cell:?} in {row:?}"
+            );
+        }
+    }
+    assert_eq!(&rows[0][3], "'=1+2,Doe,not-an-email");
+}
+
 both_backends!(
     shopify_imports_with_every_quirk,
     bad_rows_go_to_the_error_report,
+    error_reports_neutralise_formulas,
     export_import_round_trip,
     export_filters_and_ndjson,
 );
