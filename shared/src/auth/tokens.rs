@@ -45,20 +45,68 @@ impl KeySource for StaticKeys {
     }
 }
 
-/// A JWKS fetched over HTTP and cached; an unknown `kid` triggers one refresh (key rotation).
+/// A JWKS fetched over HTTP and cached; an unknown `kid` triggers a refresh (key rotation).
+///
+/// Anyone can send tokens with made-up `kid`s, so a refresh is rationed: concurrent callers
+/// share one fetch, fetches are a cool-down apart (10 s), and a `kid` that a fetched
+/// set did not hold is answered "unknown" without fetching for five minutes.
 pub struct RemoteKeys {
     url: String,
     client: reqwest::Client,
     cache: RwLock<JwkSet>,
+    /// Held while fetching: the single flight, and the fetch times and misses it guards.
+    refresh: tokio::sync::Mutex<Refresh>,
+    cool_down: std::time::Duration,
+    miss_ttl: std::time::Duration,
 }
+
+#[derive(Default)]
+struct Refresh {
+    last_fetch: Option<std::time::Instant>,
+    /// `kid`s a fetched set did not hold, with when that was seen.
+    misses: std::collections::HashMap<String, std::time::Instant>,
+}
+
+/// Unknown `kid`s remembered at most; the memory is cleared whole past it.
+const MISS_LIMIT: usize = 1024;
 
 impl RemoteKeys {
     pub fn new(url: impl Into<String>) -> Self {
+        RemoteKeys::with_timing(
+            url,
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(300),
+        )
+    }
+
+    /// `cool_down`: least time between two fetches; `miss_ttl`: how long an unknown `kid`
+    /// stays unknown without asking again.
+    pub fn with_timing(
+        url: impl Into<String>,
+        cool_down: std::time::Duration,
+        miss_ttl: std::time::Duration,
+    ) -> Self {
         RemoteKeys {
             url: url.into(),
             client: crate::ports::http_client(),
             cache: RwLock::new(JwkSet { keys: Vec::new() }),
+            refresh: Default::default(),
+            cool_down,
+            miss_ttl,
         }
+    }
+
+    async fn fetch(&self) -> Option<JwkSet> {
+        self.client
+            .get(&self.url)
+            .send()
+            .await
+            .ok()?
+            .error_for_status()
+            .ok()?
+            .json::<JwkSet>()
+            .await
+            .ok()
     }
 }
 
@@ -68,30 +116,41 @@ impl KeySource for RemoteKeys {
         if let Some(k) = self.cache.read().await.find(kid) {
             return Some(k.clone());
         }
-        let fetched = async {
-            self.client
-                .get(&self.url)
-                .send()
-                .await
-                .ok()?
-                .error_for_status()
-                .ok()?
-                .json::<JwkSet>()
-                .await
-                .ok()
+        let mut refresh = self.refresh.lock().await;
+        // Fetched by the caller this one waited for.
+        if let Some(k) = self.cache.read().await.find(kid) {
+            return Some(k.clone());
         }
-        .await;
-        match fetched {
-            Some(set) => {
-                let found = set.find(kid).cloned();
-                *self.cache.write().await = set;
-                found
-            }
-            None => {
-                tracing::warn!(url = %self.url, "could not fetch the JWKS");
-                None
-            }
+        let now = std::time::Instant::now();
+        if refresh
+            .misses
+            .get(kid)
+            .is_some_and(|seen| now.duration_since(*seen) < self.miss_ttl)
+        {
+            return None;
         }
+        if refresh
+            .last_fetch
+            .is_some_and(|last| now.duration_since(last) < self.cool_down)
+        {
+            // Not asked for: a key published since then is found after the cool-down.
+            return None;
+        }
+        // A failed fetch counts too: an unreachable JWKS is not asked again at once.
+        refresh.last_fetch = Some(now);
+        let Some(set) = self.fetch().await else {
+            tracing::warn!(url = %self.url, "could not fetch the JWKS");
+            return None;
+        };
+        let found = set.find(kid).cloned();
+        *self.cache.write().await = set;
+        if found.is_none() {
+            if refresh.misses.len() >= MISS_LIMIT {
+                refresh.misses.clear();
+            }
+            refresh.misses.insert(kid.to_owned(), now);
+        }
+        found
     }
 }
 

@@ -6,6 +6,7 @@ mod cognito_http;
 mod customers_http;
 mod data_privacy;
 mod dynamo_retries;
+mod jwks_cache;
 mod lambda_events;
 mod openapi;
 mod rbac_http;
