@@ -33,8 +33,14 @@ pub trait FileStore: Send + Sync {
     async fn create(&self, key: &str, content_type: &str) -> DomainResult<Box<dyn FileWriter>>;
     /// A URL to download the file, where the store can sign one (S3); `None` locally.
     async fn download_url(&self, key: &str, ttl: Duration) -> DomainResult<Option<String>>;
-    /// A URL to upload the file to, where the store can sign one (S3); `None` locally.
-    async fn upload_url(&self, key: &str, ttl: Duration) -> DomainResult<Option<String>>;
+    /// A URL to upload the file of exactly `size` bytes to, where the store can sign one (S3;
+    /// the length is signed, so a larger body is refused); `None` locally.
+    async fn upload_url(&self, key: &str, ttl: Duration, size: u64)
+    -> DomainResult<Option<String>>;
+    /// Whether [`FileStore::upload_url`] gives URLs.
+    fn signs_urls(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
@@ -177,7 +183,12 @@ impl FileStore for LocalFiles {
         Ok(None)
     }
 
-    async fn upload_url(&self, _key: &str, _ttl: Duration) -> DomainResult<Option<String>> {
+    async fn upload_url(
+        &self,
+        _key: &str,
+        _ttl: Duration,
+        _size: u64,
+    ) -> DomainResult<Option<String>> {
         Ok(None)
     }
 }
@@ -379,18 +390,30 @@ impl FileStore for S3Files {
         Ok(Some(signed.uri().to_owned()))
     }
 
-    async fn upload_url(&self, key: &str, ttl: Duration) -> DomainResult<Option<String>> {
+    async fn upload_url(
+        &self,
+        key: &str,
+        ttl: Duration,
+        size: u64,
+    ) -> DomainResult<Option<String>> {
         let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
             .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let length = i64::try_from(size)
+            .map_err(|_| DomainError::InvalidData(format!("Invalid size: {size}")))?;
         let signed = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type("text/csv")
+            .content_length(length)
             .presigned(config)
             .await
             .map_err(|e| s3_error(key, e))?;
         Ok(Some(signed.uri().to_owned()))
+    }
+
+    fn signs_urls(&self) -> bool {
+        true
     }
 }

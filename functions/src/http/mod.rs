@@ -482,7 +482,7 @@ pub const ROUTES: &[RouteSpec] = &[
         route: Route::CreateImport,
         method: Method::POST,
         path: "/admin/customers/imports",
-        summary: "Import a CSV (text/csv body), or get an upload URL ({} body)",
+        summary: "Import a CSV (text/csv body), or get an upload URL for a file of {size} bytes",
         access: Access::Staff,
         body: None,
         query: &[],

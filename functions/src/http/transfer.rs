@@ -24,6 +24,8 @@ use super::query;
 /// Largest CSV accepted in a request body; larger files go through the upload URL.
 pub const MAX_CSV_BODY: usize = 100 * 1024 * 1024;
 const URL_TTL: Duration = Duration::from_secs(3600);
+/// Largest file an upload URL is signed for (S3 takes up to 5 GiB in one PUT).
+pub const MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 fn transfer(state: &AppState) -> ApiResult<&super::Transfer> {
     state.transfer.as_ref().ok_or_else(|| {
@@ -91,11 +93,7 @@ pub async fn create_import(
                 invalid(format!("Invalid request: the body is not valid JSON ({e})"))
             })?
         };
-        if parsed.as_object().is_none_or(|o| !o.is_empty()) {
-            return Err(invalid(
-                "Invalid request: send the CSV as a text/csv body, or {} for an upload URL",
-            ));
-        }
+        let size = upload_size(&parsed, t.files.signs_urls())?;
         let job = t
             .jobs
             .create(
@@ -106,7 +104,10 @@ pub async fn create_import(
                 Some(actor.actor_id),
             )
             .await?;
-        let upload_url = t.files.upload_url(&job.file_key, URL_TTL).await?;
+        let upload_url = match size {
+            Some(size) => t.files.upload_url(&job.file_key, URL_TTL, size).await?,
+            None => None,
+        };
         let mut rendered = import::render(&job, None);
         rendered["upload_url"] = json!(upload_url);
         return Ok((StatusCode::OK, Json(json!({ "import": rendered }))).into_response());
@@ -114,6 +115,36 @@ pub async fn create_import(
     Err(invalid(format!(
         "Invalid request: content-type must be text/csv or application/json, got '{content_type}'"
     )))
+}
+
+/// The `size` (bytes) of the file a client will upload, from `{}` or `{"size": N}`. The upload
+/// URL is signed for that exact length, so nobody can put a larger file in the bucket than
+/// was asked for here; a store that signs URLs needs it.
+fn upload_size(body: &Value, signs_urls: bool) -> ApiResult<Option<u64>> {
+    let usage = "Invalid request: send the CSV as a text/csv body, or {\"size\": <bytes>} for an upload URL";
+    let object = body.as_object().ok_or_else(|| invalid(usage))?;
+    if object.keys().any(|k| k != "size") {
+        return Err(invalid(usage));
+    }
+    let size = match object.get("size") {
+        None => None,
+        Some(value) => Some(
+            value
+                .as_u64()
+                .filter(|n| (1..=MAX_UPLOAD_BYTES).contains(n))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "Invalid request: size must be a number of bytes from 1 to {MAX_UPLOAD_BYTES}"
+                    ))
+                })?,
+        ),
+    };
+    if size.is_none() && signs_urls {
+        return Err(invalid(
+            "Invalid request: size (the file's length in bytes) is required for an upload URL",
+        ));
+    }
+    Ok(size)
 }
 
 pub async fn get_import(

@@ -1229,15 +1229,27 @@ async fn files_dropped_into_the_bucket_are_imported_once() {
         )
         .await
         .unwrap();
+    let body = shopify(5);
     let upload = files
-        .upload_url(&waiting.file_key, std::time::Duration::from_secs(60))
+        .upload_url(
+            &waiting.file_key,
+            std::time::Duration::from_secs(60),
+            body.len() as u64,
+        )
         .await
         .unwrap()
         .unwrap();
+    // The length is signed: S3 refuses a body of any other size.
+    let signed_headers = upload
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("X-Amz-SignedHeaders="))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(signed_headers.contains("content-length"), "{upload}");
     let put = shared::ports::http_client()
         .put(&upload)
         .header("content-type", "text/csv")
-        .body(shopify(5))
+        .body(body)
         .send()
         .await
         .unwrap();

@@ -502,6 +502,59 @@ async fn error_reports_neutralise_formulas(backend: Backend) {
     assert_eq!(&rows[0][3], "'=1+2,Doe,not-an-email");
 }
 
+/// An upload URL is signed for the size the client announced, within a limit: nobody can fill
+/// the bucket through it. A missing or oversized size is a 400 that creates no job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_urls_are_signed_for_a_bounded_size() {
+    let Some(endpoint) = integration_tests::moto_endpoint() else {
+        return;
+    };
+    let bucket = integration_tests::unique_name("uploads");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    let Some(s) = TestServer::start_with(Backend::Embedded, |c| {
+        c.files = Some(functions::config::FilesConfig::S3 {
+            bucket: bucket.clone(),
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    for bad in [
+        json!({}),
+        json!({"size": 0}),
+        json!({"size": 3u64 * 1024 * 1024 * 1024}),
+        json!({"size": "10"}),
+        json!({"size": 10, "file": "x"}),
+    ] {
+        let (status, body) = s.post("/admin/customers/imports", bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["type"], json!("invalid_data"), "{body}");
+    }
+    let (_, listed) = s.get("/admin/customers/imports").await;
+    assert_eq!(listed["imports"], json!([]), "no job for a refused request");
+
+    let (status, body) = s
+        .post("/admin/customers/imports", json!({"size": 1234}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["import"]["upload_url"].as_str().expect("upload url");
+    assert!(
+        url.contains("X-Amz-SignedHeaders=") && url.contains("content-length"),
+        "{url}"
+    );
+}
+
 both_backends!(
     shopify_imports_with_every_quirk,
     bad_rows_go_to_the_error_report,
