@@ -52,9 +52,8 @@ pub fn keep_files_private(config: &Config) -> Result<(), StartupError> {
         folders.push(dir.as_path());
     }
     for folder in folders {
-        make_private(folder).map_err(|e| {
-            StartupError(format!("cannot make {} private: {e}", folder.display()))
-        })?;
+        make_private(folder)
+            .map_err(|e| StartupError(format!("cannot make {} private: {e}", folder.display())))?;
     }
     Ok(())
 }

@@ -109,7 +109,11 @@ mod tests {
     #[test]
     fn reset_link_escapes_the_token_and_email() {
         assert_eq!(
-            reset_link("http://localhost:9000/app/reset-password", "a.b+c", "jo+1@x.com"),
+            reset_link(
+                "http://localhost:9000/app/reset-password",
+                "a.b+c",
+                "jo+1@x.com"
+            ),
             "http://localhost:9000/app/reset-password?token=a.b%2Bc&email=jo%2B1%40x.com"
         );
         assert_eq!(

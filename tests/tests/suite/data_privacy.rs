@@ -50,7 +50,11 @@ async fn request_reset(base: &str) {
 
 /// Every folder `0700` and every file `0600` below `dir`; returns how many files it saw.
 fn assert_private(dir: &Path) -> usize {
-    let mode = std::fs::metadata(dir).expect("metadata").permissions().mode() & 0o777;
+    let mode = std::fs::metadata(dir)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
     let mut files = 0;
     for entry in std::fs::read_dir(dir).expect("read_dir") {
@@ -58,7 +62,11 @@ fn assert_private(dir: &Path) -> usize {
         if path.is_dir() {
             files += assert_private(&path);
         } else {
-            let mode = std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
             files += 1;
         }
@@ -96,7 +104,10 @@ async fn every_file_under_the_data_folder_is_private() {
     let events = std::fs::read_to_string(data_dir.join("events.ndjson")).unwrap();
     assert!(events.contains("auth.password_reset"), "{events}");
     let files = assert_private(&data_dir);
-    assert!(files >= 4, "store, key, event log and the upload: saw {files}");
+    assert!(
+        files >= 4,
+        "store, key, event log and the upload: saw {files}"
+    );
 }
 
 #[tokio::test]

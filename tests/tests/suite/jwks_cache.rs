@@ -62,16 +62,28 @@ async fn unknown_kids_share_one_fetch_and_wait_for_the_cool_down() {
     for i in 0..20 {
         assert!(keys.key(&format!("later-{i}")).await.is_none());
     }
-    assert_eq!(fetches.load(Ordering::SeqCst), 1, "no fetch within the cool-down");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "no fetch within the cool-down"
+    );
 
     // After it, a new kid fetches once more; a kid a fetched set lacked stays unknown without
     // fetching, beyond the cool-down too.
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert!(keys.key("rotated-in").await.is_none());
-    assert_eq!(fetches.load(Ordering::SeqCst), 2, "one fetch after the cool-down");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "one fetch after the cool-down"
+    );
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert!(keys.key("rotated-in").await.is_none());
-    assert_eq!(fetches.load(Ordering::SeqCst), 2, "a known miss is remembered");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "a known miss is remembered"
+    );
     assert!(keys.key("another").await.is_none());
     assert_eq!(fetches.load(Ordering::SeqCst), 3);
 }

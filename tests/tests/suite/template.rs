@@ -91,3 +91,76 @@ fn every_binary_is_declared_without_a_test_target() {
     }
     assert!(count > 70, "{count}");
 }
+
+/// Each function logs to a group of its own with a bounded retention (Lambda's own groups keep
+/// logs for ever, personal data with them).
+#[test]
+fn every_function_keeps_its_logs_for_a_bounded_time() {
+    let template = template();
+    let lines: Vec<&str> = template.lines().collect();
+    let functions: Vec<&str> = lines
+        .windows(2)
+        .filter(|w| w[1].trim() == "Type: AWS::Serverless::Function")
+        .map(|w| w[0].trim().trim_end_matches(':'))
+        .collect();
+    assert!(functions.len() > 70, "{}", functions.len());
+    for function in functions {
+        let group = format!(
+            "Properties: {{ LogGroupName: !Sub \"/aws/lambda/${{{function}}}\", RetentionInDays: !Ref LogRetentionDays }}"
+        );
+        assert_eq!(
+            template.matches(&group).count(),
+            1,
+            "{function}: expected one `{group}`"
+        );
+    }
+}
+
+/// The routes that check a password or mint tokens get their own, smaller API Gateway
+/// throttle: derived from the route table, so a new one cannot be forgotten.
+#[test]
+fn password_and_token_routes_are_throttled() {
+    let template = template();
+    let mut throttled = 0;
+    for spec in ROUTES
+        .iter()
+        .filter(|s| s.path.starts_with("/auth/") && s.method == axum::http::Method::POST)
+    {
+        let setting = format!(
+            "\"POST {}\": {{ ThrottlingRateLimit: !Ref AuthRateLimit, ThrottlingBurstLimit: !Ref AuthBurstLimit }}",
+            spec.path
+        );
+        assert!(
+            template.contains(&setting),
+            "{:?}: add `{setting}`",
+            spec.route
+        );
+        throttled += 1;
+    }
+    assert!(throttled >= 7, "{throttled}");
+}
+
+/// The bucket refuses plain HTTP, and CORS is open only to configured origins (no localhost
+/// default that a production stack would inherit).
+#[test]
+fn the_bucket_is_tls_only_and_cors_origins_come_from_a_parameter() {
+    let template = template();
+    assert!(template.contains("Condition: { Bool: { \"aws:SecureTransport\": \"false\" } }"));
+    assert!(
+        template.contains(
+            "AllowOrigins: !If [HasAllowedOrigins, !Ref AllowedOrigins, !Ref AWS::NoValue]"
+        )
+    );
+    assert!(template.contains("AllowedOrigins: !Ref AllowedOrigins"));
+    assert!(!template.contains("AllowOrigins: !Ref CallbackUrls"));
+    assert!(!template.contains("AllowedOrigins: !Ref CallbackUrls"));
+    let origins = template
+        .split("  AllowedOrigins:\n")
+        .nth(1)
+        .and_then(|rest| {
+            rest.split("\n  ")
+                .find(|l| l.trim_start().starts_with("Default:"))
+        })
+        .unwrap_or_default();
+    assert!(origins.contains("\"\""), "no default origin: {origins}");
+}

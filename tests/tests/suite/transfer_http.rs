@@ -520,7 +520,11 @@ async fn upload_urls_are_signed_for_a_bounded_size() {
             .force_path_style(true)
             .build(),
     );
-    s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
     let Some(s) = TestServer::start_with(Backend::Embedded, |c| {
         c.files = Some(functions::config::FilesConfig::S3 {
             bucket: bucket.clone(),
