@@ -270,6 +270,7 @@ fn credentials_from(body: &Map<String, Value>) -> ApiResult<Credentials> {
         email: text("email"),
         password: text("password"),
         callback_url: text("callback_url"),
+        mfa_code: text("mfa_code"),
     })
 }
 

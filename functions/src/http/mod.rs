@@ -303,6 +303,7 @@ const LOGIN_BODY: &[Field] = &[
     body::optional("email", body::Kind::String),
     body::optional("password", body::Kind::String),
     body::optional("callback_url", body::Kind::String),
+    body::optional("mfa_code", body::Kind::String),
 ];
 const REGISTER_BODY: &[Field] = &[
     body::required("email", body::Kind::String),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType};
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, ChallengeNameType};
 use serde_json::{Map, Value};
 
 use super::tokens::{ACCESS, RemoteKeys, TokenVerifier};
@@ -221,26 +221,55 @@ impl CognitoIdentityProvider {
         actor_type: &str,
         email: &str,
         password: &str,
+        mfa_code: Option<&str>,
     ) -> DomainResult<String> {
         let (pool, verifier) = self.pool(actor_type)?;
-        let result = self
+        let username = normalize_email(email);
+        let started = self
             .client
             .initiate_auth()
             .client_id(&pool.client_id)
             .auth_flow(AuthFlowType::UserPasswordAuth)
-            .auth_parameters("USERNAME", normalize_email(email))
+            .auth_parameters("USERNAME", &username)
             .auth_parameters("PASSWORD", password)
             .send()
             .await
             .map_err(|e| cognito_error(&e))?;
-        let tokens = result.authentication_result().ok_or_else(|| {
-            // A challenge (new password, MFA) that this flow does not complete.
+        // A user who enrolled in TOTP (the staff pool offers it) answers with the current code.
+        let (tokens, challenge) =
+            if started.challenge_name() == Some(&ChallengeNameType::SoftwareTokenMfa) {
+                let code = mfa_code.ok_or_else(|| {
+                    DomainError::Unauthorized(
+                    "Sign-in needs the current code of your authenticator app: send it as mfa_code"
+                        .into(),
+                )
+                })?;
+                let answered = self
+                    .client
+                    .respond_to_auth_challenge()
+                    .client_id(&pool.client_id)
+                    .challenge_name(ChallengeNameType::SoftwareTokenMfa)
+                    .set_session(started.session().map(str::to_owned))
+                    .challenge_responses("USERNAME", &username)
+                    .challenge_responses("SOFTWARE_TOKEN_MFA_CODE", code)
+                    .send()
+                    .await
+                    .map_err(|e| cognito_error(&e))?;
+                (
+                    answered.authentication_result().cloned(),
+                    answered.challenge_name().cloned(),
+                )
+            } else {
+                (
+                    started.authentication_result().cloned(),
+                    started.challenge_name().cloned(),
+                )
+            };
+        let tokens = tokens.ok_or_else(|| {
+            // A challenge (new password, MFA set-up) that this flow does not complete.
             DomainError::Unauthorized(format!(
                 "Sign-in needs another step: {}",
-                result
-                    .challenge_name()
-                    .map(|c| c.as_str().to_owned())
-                    .unwrap_or_default()
+                challenge.map(|c| c.as_str().to_owned()).unwrap_or_default()
             ))
         })?;
         let access = tokens
@@ -312,7 +341,8 @@ impl IdentityProvider for CognitoIdentityProvider {
                 .map_err(|e| cognito_error(&e))?;
         }
         Ok(SignIn::Token(
-            self.password_login(actor_type, &username, password).await?,
+            self.password_login(actor_type, &username, password, None)
+                .await?,
         ))
     }
 
@@ -327,7 +357,8 @@ impl IdentityProvider for CognitoIdentityProvider {
                 return Err(invalid_login());
             };
             return Ok(SignIn::Token(
-                self.password_login(actor_type, email, password).await?,
+                self.password_login(actor_type, email, password, credentials.mfa_code.as_deref())
+                    .await?,
             ));
         }
         let (pool, _) = self.pool(actor_type)?;

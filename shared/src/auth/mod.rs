@@ -143,6 +143,8 @@ pub struct Credentials {
     pub email: Option<String>,
     pub password: Option<String>,
     pub callback_url: Option<String>,
+    /// The current TOTP code, for an identity that enrolled in MFA (Cognito).
+    pub mfa_code: Option<String>,
 }
 
 /// Turns a bearer token, or claims API Gateway already verified, into an [`AuthContext`].

@@ -683,3 +683,64 @@ async fn federated_sign_in_through_the_hosted_ui(backend: Backend) {
 }
 
 both_backends!(federated_sign_in_through_the_hosted_ui);
+
+/// A staff user who enrolled an authenticator app (the staff pool offers TOTP) signs in with
+/// its current code: without it the answer says what is missing, with it a token comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staff_who_enrolled_in_totp_sign_in_with_its_code() {
+    use aws_sdk_cognitoidentityprovider::types::SoftwareTokenMfaSettingsType;
+    let Some((s, setup)) = start(Backend::Embedded).await else {
+        return;
+    };
+    let associated = setup
+        .client
+        .associate_software_token()
+        .access_token(&s.token)
+        .send()
+        .await
+        .expect("associate");
+    assert!(associated.secret_code().is_some());
+    setup
+        .client
+        .verify_software_token()
+        .access_token(&s.token)
+        .user_code("123456")
+        .send()
+        .await
+        .expect("verify");
+    setup
+        .client
+        .set_user_mfa_preference()
+        .access_token(&s.token)
+        .software_token_mfa_settings(
+            SoftwareTokenMfaSettingsType::builder()
+                .enabled(true)
+                .preferred_mfa(true)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("prefer TOTP");
+
+    let sign_in = |body: Value| s.request("POST", "/auth/user/emailpass", Some(body), &[]);
+    let without =
+        sign_in(json!({"email": integration_tests::ADMIN_EMAIL, "password": ADMIN_PASSWORD})).await;
+    assert_eq!(without.status, 401, "{}", without.body);
+    assert!(
+        without.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("mfa_code"),
+        "{}",
+        without.body
+    );
+    let with = sign_in(json!({
+        "email": integration_tests::ADMIN_EMAIL,
+        "password": ADMIN_PASSWORD,
+        "mfa_code": "123456",
+    }))
+    .await;
+    assert_eq!(with.status, 200, "{}", with.body);
+    let token = with.body["token"].as_str().expect("token");
+    assert_eq!(claims(token)["token_use"], json!("access"));
+}
