@@ -8,11 +8,14 @@
 //! | email domain marker | `COMPDOMAIN#<domain>` | same | – |
 //! | SAML provider marker | `COMPSAML#<provider>` | same | – |
 //! | membership | `CUS#<customer>` | `COMPANY` | gsi1 `COMPMEM#<company>` / `<customer>` |
+//! | invitation | see [`invitations`] | | |
 //!
 //! A customer has one `COMPANY` item at most, so "one company per customer" is a key, not a
 //! check. The counter is its own item so that membership changes never race a company update.
 //! Markers make external ids, email domains and SAML providers unique across companies, and
 //! turn a sign-in's domain or provider into its company with one read.
+
+pub mod invitations;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -316,9 +319,18 @@ pub async fn membership_of(
 /// A customer as a company admin names it from the storefront.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MemberRef {
+    /// A member of the admin's company (a role change).
     Id(String),
-    /// The email of a customer with an account.
+    /// Anyone's email: added directly within the company's domains, else invited.
     Email(String),
+}
+
+/// What a company admin's change to its members did, as far as the admin may know it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberChanges {
+    pub company: Company,
+    /// Emails that got (or renewed) an invitation rather than a membership.
+    pub invited: usize,
 }
 
 /// One customer to add, as `POST /admin/companies/:id/customers` takes it.
@@ -776,40 +788,85 @@ impl CompanyService {
         }
     }
 
-    /// A company admin managing its company from the storefront: it may add customers as
-    /// buyers or viewers and remove buyers and viewers; making admins and removing them is
-    /// for staff. Anyone else gets a 403.
+    /// A company admin managing its company from the storefront: it may add buyers and viewers,
+    /// change their roles and remove them, and invite people by email; making admins and
+    /// removing them is for staff. Anyone else gets a 403.
+    ///
+    /// An email in one of the company's `email_domains` whose customer is in no other company is
+    /// added at once. Any other email gets an invitation, whether or not it has an account, and
+    /// the answer does not tell which: the admin cannot probe for accounts, learn their names,
+    /// or pull a customer in against their will. A customer id must be a member already (to
+    /// change its role): someone who left comes back only by accepting an invitation.
     pub async fn update_members_as(
         &self,
         caller_id: &str,
         add: &[(MemberRef, String)],
         remove: &[String],
-    ) -> DomainResult<Company> {
+        revoke_invitations: &[String],
+    ) -> DomainResult<MemberChanges> {
         let company = self.administered_by(caller_id).await?;
-        let customers = crate::customers::CustomerRepository::new(self.store.clone());
-        let mut members = Vec::with_capacity(add.len());
-        for (who, role) in add {
-            let customer_id = match who {
-                MemberRef::Id(id) => id.clone(),
-                MemberRef::Email(email) => {
-                    customers.account_by_email(email).await?.ok_or_else(|| {
-                        DomainError::NotFound(format!(
-                            "No registered customer has the email {email}"
-                        ))
-                    })?
-                }
-            };
-            if role == ADMIN_ROLE {
-                return Err(DomainError::Forbidden(format!(
-                    "Customer {customer_id} cannot be made a company admin from the storefront; ask the store"
-                )));
-            }
-            members.push(NewMember {
-                customer_id,
-                role: role.clone(),
-            });
+        if add.len() + remove.len() + revoke_invitations.len() > MAX_BATCH {
+            return Err(invalid(format!(
+                "At most {MAX_BATCH} customers can be added, invited or removed in one request"
+            )));
         }
-        let current = self.memberships(remove).await?;
+        let by_email = add
+            .iter()
+            .filter(|(who, _)| matches!(who, MemberRef::Email(_)))
+            .count();
+        if by_email > invitations::MAX_EMAILS_PER_REQUEST {
+            return Err(invalid(format!(
+                "At most {} emails can be added in one request",
+                invitations::MAX_EMAILS_PER_REQUEST
+            )));
+        }
+        let not_member = |id: &str| {
+            DomainError::NotFound(format!(
+                "Customer {id} is not a member of company {}",
+                company.id
+            ))
+        };
+        let customers = crate::customers::CustomerRepository::new(self.store.clone());
+        let ids: Vec<String> = add
+            .iter()
+            .filter_map(|(who, _)| match who {
+                MemberRef::Id(id) => Some(id.clone()),
+                MemberRef::Email(_) => None,
+            })
+            .chain(remove.iter().cloned())
+            .collect();
+        let current = self.memberships(&ids).await?;
+        let is_member = |id: &str| current.get(id).is_some_and(|m| m.company_id == company.id);
+        let mut members = Vec::new();
+        let mut invitations = Vec::new();
+        for (who, role) in add {
+            check_role(role)?;
+            if role == ADMIN_ROLE {
+                return Err(DomainError::Forbidden(
+                    "A company admin cannot be made from the storefront; ask the store".into(),
+                ));
+            }
+            match who {
+                MemberRef::Id(id) if is_member(id) => members.push(NewMember {
+                    customer_id: id.clone(),
+                    role: role.clone(),
+                }),
+                MemberRef::Id(id) => return Err(not_member(id)),
+                MemberRef::Email(raw) => {
+                    let email = crate::customers::normalize_email(raw);
+                    if !crate::customers::is_valid_email(&email) {
+                        return Err(invalid(format!("Invalid email address '{raw}'")));
+                    }
+                    match self.direct_member(&company, &customers, &email).await? {
+                        Some(customer_id) => members.push(NewMember {
+                            customer_id,
+                            role: role.clone(),
+                        }),
+                        None => invitations.push((email, role.clone())),
+                    }
+                }
+            }
+        }
         for id in remove {
             match current.get(id) {
                 Some(m) if m.company_id == company.id && m.role == ADMIN_ROLE => {
@@ -818,15 +875,45 @@ impl CompanyService {
                     )));
                 }
                 Some(m) if m.company_id == company.id => {}
-                _ => {
-                    return Err(DomainError::NotFound(format!(
-                        "Customer {id} is not a member of company {}",
-                        company.id
-                    )));
-                }
+                _ => return Err(not_member(id)),
             }
         }
-        self.update_members(&company.id, &members, remove).await
+        self.update_members(&company.id, &members, remove).await?;
+        for (email, role) in &invitations {
+            self.invite(&company.id, email, role, caller_id).await?;
+        }
+        for raw in revoke_invitations {
+            let email = crate::customers::normalize_email(raw);
+            self.revoke_invitation(&company.id, &email).await?;
+        }
+        Ok(MemberChanges {
+            company: self.retrieve(&company.id).await?,
+            invited: invitations.len(),
+        })
+    }
+
+    /// The customer an email adds directly: an account in one of the company's own domains,
+    /// in no other company. `None` means "invite": for every other address, with an account
+    /// or not.
+    async fn direct_member(
+        &self,
+        company: &Company,
+        customers: &crate::customers::CustomerRepository,
+        email: &str,
+    ) -> DomainResult<Option<String>> {
+        let in_domain = email
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| company.email_domains.iter().any(|d| d == domain));
+        if !in_domain {
+            return Ok(None);
+        }
+        let Some(customer_id) = customers.account_by_email(email).await? else {
+            return Ok(None);
+        };
+        match self.membership_of(&customer_id).await? {
+            Some(m) if m.company_id != company.id => Ok(None),
+            _ => Ok(Some(customer_id)),
+        }
     }
 
     /// Removes a customer from its company (when the customer is deleted).

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Map, Value, json};
+use shared::companies::invitations::Invitation;
 use shared::companies::{Company, CompanyPatch, CompanyQuery, MemberRef, Membership, NewMember};
 use shared::customers::CustomerQuery;
 
@@ -39,9 +40,15 @@ pub const MEMBERS_BODY: &[Field] = &[
     optional("add", Kind::List),
     optional("remove", Kind::StringList),
 ];
-pub const STORE_MEMBERS_BODY: &[Field] = MEMBERS_BODY;
+/// The storefront's members body: `add` takes emails too, `revoke_invitations` emails.
+pub const STORE_MEMBERS_BODY: &[Field] = &[
+    optional("add", Kind::List),
+    optional("remove", Kind::StringList),
+    optional("revoke_invitations", Kind::StringList),
+];
 pub const LIST_PARAMS: &[&str] = &["q", "id", "external_id", "offset", "limit"];
 pub const MEMBER_LIST_PARAMS: &[&str] = &["offset", "limit"];
+pub const INVITATION_LIST_PARAMS: &[&str] = &["offset", "limit"];
 
 fn patch_from(body: &Map<String, Value>) -> CompanyPatch {
     CompanyPatch {
@@ -248,7 +255,22 @@ async fn members_page(
             })
         })
         .collect();
-    Ok(json!({ "members": rendered, "count": count, "offset": offset, "limit": limit }))
+    let invitations: Vec<Value> = state
+        .companies
+        .pending_invitations(company_id)
+        .await?
+        .iter()
+        .map(|i| {
+            json!({
+                "id": i.id, "email": i.email, "role": i.role,
+                "created_at": i.created_at, "expires_at": i.expires_at,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "members": rendered, "count": count, "offset": offset, "limit": limit,
+        "invitations": invitations,
+    }))
 }
 
 pub async fn store_members(
@@ -269,6 +291,8 @@ pub async fn store_members(
     ))
 }
 
+/// The answer is the same whether an invited email has an account or not: the members page
+/// (which only the company's own domains can change) and how many emails were invited.
 pub async fn store_update_members(
     State(state): State<AppState>,
     _storefront: Storefront,
@@ -276,13 +300,95 @@ pub async fn store_update_members(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let body = validate(body, STORE_MEMBERS_BODY)?;
-    let company = state
+    let changes = state
         .companies
         .update_members_as(
             &actor.actor_id,
             &additions(&body, true)?,
             &string_list(&body, "remove").unwrap_or_default(),
+            &string_list(&body, "revoke_invitations").unwrap_or_default(),
         )
         .await?;
-    Ok(Json(members_page(&state, &company.id, 0, 50).await?))
+    let mut page = members_page(&state, &changes.company.id, 0, 50).await?;
+    page["invited"] = json!(changes.invited);
+    Ok(Json(page))
+}
+
+/// An invitation as its invitee sees it: the company's name, not its members or settings.
+fn render_invitation(invitation: &Invitation, company: &Company) -> Value {
+    json!({
+        "id": invitation.id,
+        "company_id": company.id,
+        "company": { "id": company.id, "name": company.name },
+        "email": invitation.email,
+        "role": invitation.role,
+        "created_at": invitation.created_at,
+        "expires_at": invitation.expires_at,
+    })
+}
+
+pub async fn store_invitations(
+    State(state): State<AppState>,
+    _storefront: Storefront,
+    Shopper(actor): Shopper,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let params = query::parse(raw.as_deref())?;
+    query::reject_unknown(&params, INVITATION_LIST_PARAMS)?;
+    let offset = query::number(&params, "offset")?.unwrap_or(0);
+    let limit = query::number(&params, "limit")?
+        .unwrap_or(50)
+        .min(super::customers::MAX_LIMIT);
+    let invitations = state.companies.invitations_for(&actor.actor_id).await?;
+    let page: Vec<Value> = invitations
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(i, c)| render_invitation(i, c))
+        .collect();
+    Ok(Json(json!({
+        "company_invitations": page,
+        "count": invitations.len(), "offset": offset, "limit": limit,
+    })))
+}
+
+pub async fn store_accept_invitation(
+    State(state): State<AppState>,
+    _storefront: Storefront,
+    Shopper(actor): Shopper,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (company, membership) = state
+        .companies
+        .accept_invitation(&actor.actor_id, &id)
+        .await?;
+    Ok(Json(
+        json!({ "company": render_for_member(&company, &membership) }),
+    ))
+}
+
+pub async fn store_decline_invitation(
+    State(state): State<AppState>,
+    _storefront: Storefront,
+    Shopper(actor): Shopper,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state
+        .companies
+        .decline_invitation(&actor.actor_id, &id)
+        .await?;
+    Ok(Json(
+        json!({ "id": id, "object": "company_invitation", "deleted": true }),
+    ))
+}
+
+pub async fn store_leave_company(
+    State(state): State<AppState>,
+    _storefront: Storefront,
+    Shopper(actor): Shopper,
+) -> ApiResult<Json<Value>> {
+    let left = state.companies.leave(&actor.actor_id).await?;
+    Ok(Json(
+        json!({ "id": left.company_id, "object": "company_membership", "deleted": true }),
+    ))
 }

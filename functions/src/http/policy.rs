@@ -51,6 +51,10 @@ pub fn policy(route: Route) -> Policy {
         | StoreMyCompany
         | StoreCompanyMembers
         | StoreUpdateCompanyMembers
+        | StoreLeaveCompany
+        | StoreCompanyInvitations
+        | StoreAcceptCompanyInvitation
+        | StoreDeclineCompanyInvitation
         | StorePermissionCheck => Policy::NotStaff,
         ListCustomers | GetCustomer => requires("customer", "read"),
         CreateCustomer => requires("customer", "create"),

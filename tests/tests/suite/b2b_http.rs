@@ -228,7 +228,11 @@ async fn company_admins_manage_buyers_from_the_storefront(backend: Backend) {
     let (buyer_token, buyer_id) = shop.sign_up("buyer@acme.example", "Buyer").await;
     let (_, newbie_id) = shop.sign_up("newbie@acme.example", "Newbie").await;
     let (outsider_token, outsider_id) = shop.sign_up("gus@globex.example", "Gus").await;
-    let acme_id = id(&company(&s, json!({"name": "Acme"})).await);
+    let acme_id = id(&company(
+        &s,
+        json!({"name": "Acme", "email_domains": ["acme.example"]}),
+    )
+    .await);
     let globex_id = id(&company(&s, json!({"name": "Globex"})).await);
     s.post(
         &format!("/admin/companies/{acme_id}/customers"),
@@ -323,6 +327,7 @@ async fn company_admins_manage_buyers_from_the_storefront(backend: Backend) {
         )
         .await;
     assert_eq!(poach.status, 404, "{}", poach.body);
+    // By id, only members (role changes): anyone else is reached by an invitation.
     let steal = shop
         .call(
             "POST",
@@ -331,7 +336,7 @@ async fn company_admins_manage_buyers_from_the_storefront(backend: Backend) {
             &admin_token,
         )
         .await;
-    assert_eq!(steal.status, 400, "{}", steal.body);
+    assert_eq!(steal.status, 404, "{}", steal.body);
     let other_admin = shop
         .call(
             "POST",
@@ -349,7 +354,10 @@ async fn company_admins_manage_buyers_from_the_storefront(backend: Backend) {
             &admin_token,
         )
         .await;
-    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    // An address of the company's own domain without an account gets an invitation.
+    assert_eq!(unknown.status, 200, "{}", unknown.body);
+    assert_eq!(unknown.body["invited"], json!(1));
+    assert_eq!(unknown.body["count"], json!(3));
     let nobody = shop
         .call(
             "POST",
@@ -374,6 +382,335 @@ async fn company_admins_manage_buyers_from_the_storefront(backend: Backend) {
         .call("GET", "/store/customers/me/company", None, &buyer_token)
         .await;
     assert_eq!(gone.status, 404, "{}", gone.body);
+}
+
+const MEMBERS: &str = "/store/customers/me/company/members";
+const INVITATIONS: &str = "/store/customers/me/company-invitations";
+
+/// The customer's company as staff see it (`null` outside any company).
+async fn company_of(s: &TestServer, customer_id: &str) -> Value {
+    let (status, body) = s
+        .get(&format!("/admin/customers/{customer_id}?fields=*company"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["customer"]["company"].clone()
+}
+
+async fn member_count(s: &TestServer, company_id: &str) -> Value {
+    let (_, body) = s.get(&format!("/admin/companies/{company_id}")).await;
+    body["company"]["member_count"].clone()
+}
+
+async fn invitations_of(shop: &Shop<'_>, token: &str) -> Value {
+    let listed = shop.call("GET", INVITATIONS, None, token).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    listed.body
+}
+
+/// A members answer without the admin's own list of pending invitations (which names the
+/// addresses the admin typed, and nothing else).
+fn without_invitations(mut reply: Value) -> Value {
+    reply.as_object_mut().unwrap().remove("invitations");
+    reply
+}
+
+async fn company_admins_reach_outsiders_only_by_invitation(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let shop = Shop::new(&s).await;
+    let (boss_token, boss_id) = shop.sign_up("boss@acme.example", "Boss").await;
+    let (buyer_token, buyer_id) = shop.sign_up("buyer@acme.example", "Buyer").await;
+    let (_, insider_id) = shop.sign_up("ina@acme.example", "Ina").await;
+    let (vic_token, vic_id) = shop.sign_up("vic@victim.example", "Victoria").await;
+    let (dee_token, dee_id) = shop.sign_up("dee@victim.example", "Dee").await;
+    let (gus_token, gus_id) = shop.sign_up("gus@globex.example", "Gus").await;
+    let acme_id = id(&company(
+        &s,
+        json!({"name": "Acme", "email_domains": ["acme.example"]}),
+    )
+    .await);
+    let globex_id = id(&company(&s, json!({"name": "Globex"})).await);
+    s.post(
+        &format!("/admin/companies/{acme_id}/customers"),
+        json!({"add": [{"customer_id": boss_id, "role": "admin"}, {"customer_id": buyer_id}]}),
+    )
+    .await;
+    s.post(
+        &format!("/admin/companies/{globex_id}/customers"),
+        json!({"add": [{"customer_id": gus_id, "role": "admin"}]}),
+    )
+    .await;
+    let staff_token = s.token.clone();
+
+    // An address outside the company's domains gets an invitation, not a membership, and the
+    // answer is the same whether it has an account or not: no name, no "no such customer".
+    let mut answers = Vec::new();
+    for email in ["VIC@victim.example", "ghost@victim.example"] {
+        let invited = shop
+            .call(
+                "POST",
+                MEMBERS,
+                Some(json!({"add": [{"email": email, "role": "viewer"}]})),
+                &boss_token,
+            )
+            .await;
+        assert_eq!(invited.status, 200, "{email}: {}", invited.body);
+        assert_eq!(invited.body["invited"], json!(1));
+        assert_eq!(invited.body["count"], json!(2), "nobody added");
+        let text = invited.body.to_string();
+        assert!(
+            !text.contains("Victoria") && !text.contains(&vic_id),
+            "{text}"
+        );
+        answers.push(without_invitations(invited.body));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(company_of(&s, &vic_id).await, Value::Null);
+    assert_eq!(member_count(&s, &acme_id).await, json!(2));
+    let pending = shop.call("GET", MEMBERS, None, &boss_token).await;
+    let emails: Vec<&str> = pending.body["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["ghost@victim.example", "vic@victim.example"]);
+
+    // Only the company admin invites.
+    let by_buyer = shop
+        .call(
+            "POST",
+            MEMBERS,
+            Some(json!({"add": [{"email": "dee@victim.example"}]})),
+            &buyer_token,
+        )
+        .await;
+    assert_eq!(by_buyer.status, 403, "{}", by_buyer.body);
+    assert_eq!(invitations_of(&shop, &dee_token).await["count"], json!(0));
+
+    // The invitee sees its invitation.
+    let vic_invitations = invitations_of(&shop, &vic_token).await;
+    assert_eq!(vic_invitations["count"], json!(1), "{vic_invitations}");
+    let invitation = &vic_invitations["company_invitations"][0];
+    assert_eq!(invitation["company_id"], json!(acme_id));
+    assert_eq!(
+        invitation["company"],
+        json!({"id": acme_id, "name": "Acme"})
+    );
+    assert_eq!(invitation["email"], json!("vic@victim.example"));
+    assert_eq!(invitation["role"], json!("viewer"));
+    let (created, expires) = (
+        invitation["created_at"].as_str().unwrap(),
+        invitation["expires_at"].as_str().unwrap(),
+    );
+    assert!(expires > created, "{invitation}");
+    let vic_invitation = id(invitation);
+    assert!(vic_invitation.starts_with("cinv_"), "{vic_invitation}");
+    let accept = format!("{INVITATIONS}/{vic_invitation}/accept");
+    let decline = format!("{INVITATIONS}/{vic_invitation}/decline");
+
+    // Nobody else sees, accepts or declines it; without a customer token it is a 401.
+    assert_eq!(invitations_of(&shop, &dee_token).await["count"], json!(0));
+    for path in [&accept, &decline] {
+        let other = shop.call("POST", path, None, &dee_token).await;
+        assert_eq!(other.status, 404, "{}", other.body);
+        for token in ["", staff_token.as_str()] {
+            let denied = shop.call("POST", path, None, token).await;
+            assert_eq!(denied.status, 401, "{}", denied.body);
+        }
+    }
+    for token in ["", staff_token.as_str()] {
+        let denied = shop.call("GET", INVITATIONS, None, token).await;
+        assert_eq!(denied.status, 401, "{}", denied.body);
+    }
+    assert_eq!(company_of(&s, &dee_id).await, Value::Null);
+    assert_eq!(company_of(&s, &vic_id).await, Value::Null);
+    assert_eq!(invitations_of(&shop, &vic_token).await["count"], json!(1));
+
+    // Accepting makes the invitee a member with the invited role, once.
+    let joined = shop.call("POST", &accept, None, &vic_token).await;
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    assert_eq!(joined.body["company"]["id"], json!(acme_id));
+    assert_eq!(joined.body["company"]["role"], json!("viewer"));
+    assert_eq!(company_of(&s, &vic_id).await["role"], json!("viewer"));
+    assert_eq!(member_count(&s, &acme_id).await, json!(3));
+    assert_eq!(invitations_of(&shop, &vic_token).await["count"], json!(0));
+    let again = shop.call("POST", &accept, None, &vic_token).await;
+    assert_eq!(again.status, 404, "{}", again.body);
+    assert_eq!(member_count(&s, &acme_id).await, json!(3));
+
+    // Declining removes the invitation and nothing else.
+    shop.call(
+        "POST",
+        MEMBERS,
+        Some(json!({"add": [{"email": "dee@victim.example"}]})),
+        &boss_token,
+    )
+    .await;
+    let dee_invitation = id(&invitations_of(&shop, &dee_token).await["company_invitations"][0]);
+    let declined = shop
+        .call(
+            "POST",
+            &format!("{INVITATIONS}/{dee_invitation}/decline"),
+            None,
+            &dee_token,
+        )
+        .await;
+    assert_eq!(declined.status, 200, "{}", declined.body);
+    assert_eq!(
+        declined.body,
+        json!({"id": dee_invitation, "object": "company_invitation", "deleted": true})
+    );
+    assert_eq!(invitations_of(&shop, &dee_token).await["count"], json!(0));
+    assert_eq!(company_of(&s, &dee_id).await, Value::Null);
+    assert_eq!(member_count(&s, &acme_id).await, json!(3));
+
+    // A customer of another company must leave it before joining: nothing changes.
+    shop.call(
+        "POST",
+        MEMBERS,
+        Some(json!({"add": [{"email": "gus@globex.example"}]})),
+        &boss_token,
+    )
+    .await;
+    let gus_invitation = id(&invitations_of(&shop, &gus_token).await["company_invitations"][0]);
+    let refused = shop
+        .call(
+            "POST",
+            &format!("{INVITATIONS}/{gus_invitation}/accept"),
+            None,
+            &gus_token,
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["type"], json!("not_allowed"));
+    assert_eq!(company_of(&s, &gus_id).await["id"], json!(globex_id));
+    assert_eq!(member_count(&s, &acme_id).await, json!(3));
+
+    // An invitation waits for whoever registers with its address, until the admin revokes it.
+    let (ghost_token, ghost_id) = shop.sign_up("ghost@victim.example", "Ghost").await;
+    let ghost_invitations = invitations_of(&shop, &ghost_token).await;
+    assert_eq!(ghost_invitations["count"], json!(1), "{ghost_invitations}");
+    let ghost_invitation = id(&ghost_invitations["company_invitations"][0]);
+    let revoked = shop
+        .call(
+            "POST",
+            MEMBERS,
+            Some(json!({"revoke_invitations": ["Ghost@victim.example"]})),
+            &boss_token,
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(invitations_of(&shop, &ghost_token).await["count"], json!(0));
+    let late = shop
+        .call(
+            "POST",
+            &format!("{INVITATIONS}/{ghost_invitation}/accept"),
+            None,
+            &ghost_token,
+        )
+        .await;
+    assert_eq!(late.status, 404, "{}", late.body);
+    assert_eq!(company_of(&s, &ghost_id).await, Value::Null);
+
+    // An address in the company's own domain is added at once.
+    let direct = shop
+        .call(
+            "POST",
+            MEMBERS,
+            Some(json!({"add": [{"email": "ina@acme.example"}]})),
+            &boss_token,
+        )
+        .await;
+    assert_eq!(direct.status, 200, "{}", direct.body);
+    assert_eq!(direct.body["invited"], json!(0));
+    assert_eq!(company_of(&s, &insider_id).await["role"], json!("buyer"));
+    assert_eq!(member_count(&s, &acme_id).await, json!(4));
+
+    // A member leaves; the admin cannot pull it back by id.
+    for token in ["", staff_token.as_str()] {
+        let denied = shop
+            .call("DELETE", "/store/customers/me/company", None, token)
+            .await;
+        assert_eq!(denied.status, 401, "{}", denied.body);
+    }
+    assert_eq!(member_count(&s, &acme_id).await, json!(4));
+    let left = shop
+        .call("DELETE", "/store/customers/me/company", None, &vic_token)
+        .await;
+    assert_eq!(left.status, 200, "{}", left.body);
+    assert_eq!(
+        left.body,
+        json!({"id": acme_id, "object": "company_membership", "deleted": true})
+    );
+    assert_eq!(company_of(&s, &vic_id).await, Value::Null);
+    assert_eq!(member_count(&s, &acme_id).await, json!(3));
+    let gone = shop
+        .call("DELETE", "/store/customers/me/company", None, &vic_token)
+        .await;
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    let pulled = shop
+        .call(
+            "POST",
+            MEMBERS,
+            Some(json!({"add": [{"customer_id": vic_id}]})),
+            &boss_token,
+        )
+        .await;
+    assert_eq!(pulled.status, 404, "{}", pulled.body);
+    assert_eq!(company_of(&s, &vic_id).await, Value::Null);
+
+    // The last admin cannot leave; once staff appoint another, it can.
+    let stuck = shop
+        .call("DELETE", "/store/customers/me/company", None, &boss_token)
+        .await;
+    assert_eq!(stuck.status, 400, "{}", stuck.body);
+    assert_eq!(stuck.body["type"], json!("not_allowed"));
+    assert_eq!(company_of(&s, &boss_id).await["role"], json!("admin"));
+    assert_eq!(member_count(&s, &acme_id).await, json!(3));
+    s.post(
+        &format!("/admin/companies/{acme_id}/customers"),
+        json!({"add": [{"customer_id": buyer_id, "role": "admin"}]}),
+    )
+    .await;
+    let boss_left = shop
+        .call("DELETE", "/store/customers/me/company", None, &boss_token)
+        .await;
+    assert_eq!(boss_left.status, 200, "{}", boss_left.body);
+    assert_eq!(company_of(&s, &boss_id).await, Value::Null);
+    assert_eq!(member_count(&s, &acme_id).await, json!(2));
+    let last = shop
+        .call("DELETE", "/store/customers/me/company", None, &buyer_token)
+        .await;
+    assert_eq!(last.status, 400, "{}", last.body);
+    assert_eq!(company_of(&s, &buyer_id).await["role"], json!("admin"));
+
+    // Two accepts at once: one membership, counted once.
+    let (twin_token, twin_id) = shop.sign_up("twin@victim.example", "Twin").await;
+    shop.call(
+        "POST",
+        MEMBERS,
+        Some(json!({"add": [{"email": "twin@victim.example"}]})),
+        &buyer_token,
+    )
+    .await;
+    let twin_invitation = id(&invitations_of(&shop, &twin_token).await["company_invitations"][0]);
+    let accept = format!("{INVITATIONS}/{twin_invitation}/accept");
+    let (first, second) = tokio::join!(
+        shop.call("POST", &accept, None, &twin_token),
+        shop.call("POST", &accept, None, &twin_token),
+    );
+    let mut statuses = [first.status, second.status];
+    statuses.sort();
+    assert!(
+        statuses == [200, 200] || statuses == [200, 404],
+        "{statuses:?}: {} {}",
+        first.body,
+        second.body
+    );
+    assert_eq!(company_of(&s, &twin_id).await["role"], json!("buyer"));
+    assert_eq!(member_count(&s, &acme_id).await, json!(3));
 }
 
 fn check(action: &str, kind: &str, id: &str) -> Value {
@@ -726,6 +1063,7 @@ async fn grants_expire_and_bad_input_is_refused(backend: Backend) {
 both_backends!(
     companies_and_their_buyers,
     company_admins_manage_buyers_from_the_storefront,
+    company_admins_reach_outsiders_only_by_invitation,
     grants_through_groups_companies_and_roles,
     grants_expire_and_bad_input_is_refused,
 );
