@@ -127,6 +127,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         store_cache_bytes: 16 * 1024 * 1024,
         secure_cookies: false,
         files: Some(functions::config::FilesConfig::Local(files)),
+        sign_in: Default::default(),
     }
 }
 
