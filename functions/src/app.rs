@@ -6,6 +6,7 @@ use std::sync::Arc;
 use shared::addresses::AddressService;
 use shared::api_keys::ApiKeyService;
 use shared::auth::cognito::{CognitoIdentityProvider, CognitoPool};
+use shared::auth::limits::HashPool;
 use shared::auth::local::LocalIdentityProvider;
 use shared::auth::sessions::SessionStore;
 use shared::auth::tokens::{RemoteKeys, SigningKey, TokenIssuer, TokenVerifier};
@@ -206,7 +207,10 @@ fn state_from(
         sessions: domain.sessions,
         identity,
         issuer,
-        auth: Arc::new(auth),
+        auth: Arc::new(auth.with_absolute_lifetime(config.sign_in.absolute_lifetime_seconds)),
+        sign_in_limiter: Arc::new(shared::auth::limits::SignInLimiter::new(
+            config.sign_in.limits.clone(),
+        )),
         secure_cookies: config.secure_cookies,
     }
 }
@@ -268,18 +272,17 @@ pub fn local_provider(
 ) -> Result<(Arc<LocalIdentityProvider>, Arc<TokenIssuer>), StartupError> {
     let key = SigningKey::load_or_create(&config.data_dir.join("jwt-signing-key.json"))
         .map_err(|e| StartupError(e.to_string()))?;
-    let signer = Arc::new(TokenIssuer::new(
-        key,
-        issuer_name.to_owned(),
-        config.token_ttl_seconds,
-    ));
-    let provider = Arc::new(LocalIdentityProvider::new(
-        store,
-        signer.clone(),
-        clock,
-        ids,
-        event_sink(config),
-    ));
+    let signer = Arc::new(
+        TokenIssuer::new(key, issuer_name.to_owned(), config.token_ttl_seconds)
+            .with_absolute_lifetime(config.sign_in.absolute_lifetime_seconds),
+    );
+    let provider = Arc::new(
+        LocalIdentityProvider::new(store, signer.clone(), clock, ids, event_sink(config))
+            .with_hash_pool(HashPool::new(
+                config.sign_in.hash_concurrency,
+                config.sign_in.hash_wait,
+            )),
+    );
     Ok((provider, signer))
 }
 

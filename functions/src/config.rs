@@ -60,6 +60,32 @@ pub struct Config {
     pub dev_event_log: bool,
     /// The page a local password-reset link opens (`PASSWORD_RESET_URL`).
     pub password_reset_url: String,
+    /// What signing in may cost and how fast passwords may be guessed.
+    pub sign_in: SignInConfig,
+}
+
+/// Bounds on sign-in: the password-hashing pool, attempt limits, the absolute lifetime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignInConfig {
+    /// Hashes at a time (`PASSWORD_HASH_CONCURRENCY`; default one per core).
+    pub hash_concurrency: usize,
+    /// How long a request waits for a hashing slot before a 429 (`PASSWORD_HASH_WAIT_MS`).
+    pub hash_wait: std::time::Duration,
+    /// Per-address and per-account attempt limits (built-in defaults).
+    pub limits: shared::auth::limits::SignInLimits,
+    /// Refreshes keep a sign-in alive at most this long (`SESSION_ABSOLUTE_LIFETIME_SECONDS`).
+    pub absolute_lifetime_seconds: i64,
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        SignInConfig {
+            hash_concurrency: shared::auth::limits::HashPool::default_concurrency(),
+            hash_wait: shared::auth::limits::DEFAULT_HASH_WAIT,
+            limits: Default::default(),
+            absolute_lifetime_seconds: shared::auth::DEFAULT_ABSOLUTE_LIFETIME_SECONDS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +202,26 @@ impl Config {
             Some(_) => flag("COOKIE_SECURE")?,
             None => mode == Mode::Lambda,
         };
+        let positive = |name: &str| -> Result<Option<i64>, ConfigError> {
+            get(name)
+                .map(|v| {
+                    v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        ConfigError(format!("{name} must be a positive number, got '{v}'"))
+                    })
+                })
+                .transpose()
+        };
+        let defaults = SignInConfig::default();
+        let sign_in = SignInConfig {
+            hash_concurrency: positive("PASSWORD_HASH_CONCURRENCY")?
+                .map_or(defaults.hash_concurrency, |n| n as usize),
+            hash_wait: positive("PASSWORD_HASH_WAIT_MS")?.map_or(defaults.hash_wait, |ms| {
+                std::time::Duration::from_millis(ms as u64)
+            }),
+            limits: defaults.limits,
+            absolute_lifetime_seconds: positive("SESSION_ABSOLUTE_LIFETIME_SECONDS")?
+                .unwrap_or(defaults.absolute_lifetime_seconds),
+        };
         let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| ".data".into()));
         let files = match (get("BUCKET_NAME"), get("FILES_DIR"), mode) {
             (Some(bucket), _, _) => Some(FilesConfig::S3 { bucket }),
@@ -189,6 +235,7 @@ impl Config {
         Ok(Config {
             dev_event_log: flag("DEV_EVENT_LOG")?,
             password_reset_url,
+            sign_in,
             files,
             secure_cookies,
             store_cache_bytes,
@@ -308,5 +355,27 @@ mod tests {
         );
         let lambda = config(Mode::Lambda, &[("TABLE_NAME", "t")]).unwrap();
         assert_eq!(lambda.auth, AuthConfig::AuthorizerOnly);
+    }
+
+    #[test]
+    fn sign_in_bounds_are_read_and_checked() {
+        let c = config(
+            Mode::LocalServer,
+            &[
+                ("PASSWORD_HASH_CONCURRENCY", "3"),
+                ("PASSWORD_HASH_WAIT_MS", "250"),
+                ("SESSION_ABSOLUTE_LIFETIME_SECONDS", "3600"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.sign_in.hash_concurrency, 3);
+        assert_eq!(c.sign_in.hash_wait, std::time::Duration::from_millis(250));
+        assert_eq!(c.sign_in.absolute_lifetime_seconds, 3600);
+        assert!(
+            config(Mode::LocalServer, &[("PASSWORD_HASH_CONCURRENCY", "0")])
+                .unwrap_err()
+                .0
+                .contains("PASSWORD_HASH_CONCURRENCY")
+        );
     }
 }

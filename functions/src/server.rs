@@ -39,7 +39,9 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| StartupError(e.to_string()))?;
     on_ready(addr);
-    axum::serve(listener, router(state, &all_routes()))
+    // The peer address feeds the sign-in limiter (per client address).
+    let app = router(state, &all_routes()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| StartupError(e.to_string()))

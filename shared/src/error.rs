@@ -27,9 +27,13 @@ pub enum DomainError {
     /// 422 `duplicate_error`.
     #[error("{0}")]
     Duplicate(String),
-    /// Too many attempts (failed sign-ins) in a short time. 429.
-    #[error("{0}")]
-    TooManyRequests(String),
+    /// Too many attempts (failed sign-ins), or no capacity left right now. 429 with
+    /// `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_seconds: u64,
+    },
     /// The store is throttling or unreachable; the client may retry. 503.
     #[error("{0}")]
     Unavailable(String),

@@ -129,6 +129,7 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         files: Some(functions::config::FilesConfig::Local(files)),
         dev_event_log: true,
         password_reset_url: "http://127.0.0.1/app/reset-password".into(),
+        sign_in: Default::default(),
     }
 }
 

@@ -46,6 +46,30 @@ fn authorizer_claims(parts: &Parts) -> Option<Map<String, Value>> {
     )
 }
 
+/// The caller's address: API Gateway's `sourceIp` in Lambda, the socket's peer locally.
+/// Forwarding headers are not trusted (anyone can write them).
+pub fn client_address(parts: &Parts) -> Option<std::net::IpAddr> {
+    use lambda_http::request::RequestContext;
+    if let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>() {
+        return context.http.source_ip.as_deref()?.parse().ok();
+    }
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// The caller's address, as a handler argument.
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(client_address(parts)))
+    }
+}
+
 fn credentials<'a>(headers: &'a HeaderMap, wanted: &str) -> Option<&'a str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -95,14 +119,17 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthContext
             actor_type: "api-key".into(),
             auth_identity_id: String::new(),
             app_metadata: Map::new(),
+            sign_in: None,
         });
     }
     if let Some(id) = session_id(&parts.headers) {
-        return state
+        let context = state
             .sessions
             .get(&id)
             .await?
-            .ok_or(DomainError::Unauthenticated);
+            .ok_or(DomainError::Unauthenticated)?;
+        state.auth.check_current(&context).await?;
+        return Ok(context);
     }
     Err(DomainError::Unauthenticated)
 }
@@ -274,18 +301,47 @@ fn credentials_from(body: &Map<String, Value>) -> ApiResult<Credentials> {
     })
 }
 
-/// `GET|POST /auth/{actor}/{provider}` → `{token}` or `{location}`.
+/// `GET|POST /auth/{actor}/{provider}` → `{token}` or `{location}`. A password attempt goes
+/// through the sign-in limiter first (per address and account; 429 with `Retry-After`).
 pub async fn sign_in(
     State(state): State<AppState>,
     Path((actor, provider_id)): Path<(String, String)>,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     check_actor(&actor)?;
     let body = object(body)?;
-    let outcome = provider(&state)?
-        .authenticate(&actor, &provider_id, &credentials_from(&body)?)
-        .await?;
-    Ok(sign_in_body(outcome))
+    let credentials = credentials_from(&body)?;
+    let identity = provider(&state)?;
+    if credentials.password.is_none() {
+        return Ok(sign_in_body(
+            identity
+                .authenticate(&actor, &provider_id, &credentials)
+                .await?,
+        ));
+    }
+    let account = format!(
+        "{actor}:{}",
+        shared::customers::normalize_email(credentials.email.as_deref().unwrap_or_default())
+    );
+    let attempt = state.sign_in_limiter.begin(&account, address)?;
+    match identity
+        .authenticate(&actor, &provider_id, &credentials)
+        .await
+    {
+        Ok(outcome) => {
+            attempt.succeeded();
+            Ok(sign_in_body(outcome))
+        }
+        Err(e @ DomainError::Unauthorized(_)) => {
+            attempt.failed();
+            Err(ApiError(e))
+        }
+        Err(e) => {
+            attempt.abandoned();
+            Err(ApiError(e))
+        }
+    }
 }
 
 /// `POST /auth/{actor}/{provider}/register {email, password}` → `{token}` with no actor yet.
@@ -341,6 +397,7 @@ pub async fn refresh(
     Identity(context): Identity,
 ) -> ApiResult<Json<Value>> {
     let presented = bearer(&headers).unwrap_or_default();
+    state.auth.check_refreshable(&context)?;
     let token = provider(&state)?.refresh(&context, presented).await?;
     Ok(Json(json!({ "token": token })))
 }
@@ -373,18 +430,42 @@ pub async fn create_session(
     Ok(response)
 }
 
-/// `DELETE /auth/session` → `{success: true}`; the cookie stops working at once.
+#[derive(serde::Deserialize)]
+pub struct DeleteSessionQuery {
+    #[serde(default)]
+    everywhere: Option<String>,
+}
+
+/// `DELETE /auth/session` → `{success: true}`; the cookie stops working at once. With
+/// `?everywhere=true` (a bearer token or the cookie), every token and session of the caller's
+/// identity ends: a staff member's (or anyone's) "sign out everywhere".
 pub async fn delete_session(
     State(state): State<AppState>,
+    Query(query): Query<DeleteSessionQuery>,
+    Identity(context): Identity,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let id = session_id(&headers).ok_or(ApiError(DomainError::Unauthenticated))?;
-    state
-        .sessions
-        .get(&id)
-        .await?
-        .ok_or(ApiError(DomainError::Unauthenticated))?;
-    state.sessions.end(&id).await?;
+    let everywhere = match query.everywhere.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError(DomainError::InvalidData(format!(
+                "everywhere must be true or false, got '{other}'"
+            ))));
+        }
+    };
+    let id = session_id(&headers);
+    if everywhere {
+        state
+            .sessions
+            .sign_out_everywhere(&context.auth_identity_id)
+            .await?;
+    } else if id.is_none() {
+        return Err(ApiError(DomainError::Unauthenticated));
+    }
+    if let Some(id) = id {
+        state.sessions.end(&id).await?;
+    }
     let mut response = Json(json!({ "success": true })).into_response();
     response
         .headers_mut()

@@ -57,10 +57,20 @@ impl IntoResponse for ApiError {
                 StatusCode::FORBIDDEN,
                 json!({"type": "not_allowed", "message": m}),
             ),
-            DomainError::TooManyRequests(m) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({"type": "not_allowed", "message": m}),
-            ),
+            DomainError::TooManyRequests {
+                message,
+                retry_after_seconds,
+            } => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({"type": "not_allowed", "message": message})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+                return response;
+            }
             DomainError::NotFound(m) => (
                 StatusCode::NOT_FOUND,
                 json!({"type": "not_found", "message": m}),

@@ -59,6 +59,8 @@ pub struct AppState {
     pub issuer: Option<Arc<TokenIssuer>>,
     /// Turns tokens and verified claims into the caller.
     pub auth: Arc<Authenticator>,
+    /// Slows password guessing per client address and account (in this process).
+    pub sign_in_limiter: Arc<shared::auth::limits::SignInLimiter>,
     /// Session cookies are `Secure; SameSite=None` (behind HTTPS) rather than `SameSite=Lax`.
     pub secure_cookies: bool,
     /// Bulk import and export, where a file store is configured.
@@ -437,10 +439,10 @@ pub const ROUTES: &[RouteSpec] = &[
         route: Route::DeleteSession,
         method: Method::DELETE,
         path: "/auth/session",
-        summary: "End the cookie session",
+        summary: "End the cookie session, or with everywhere=true every token and session",
         access: Access::Identity,
         body: None,
-        query: &[],
+        query: &["everywhere"],
         response: Response::Success,
     },
     RouteSpec {

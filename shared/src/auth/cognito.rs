@@ -112,7 +112,10 @@ where
             "TooManyRequestsException"
             | "LimitExceededException"
             | "TooManyFailedAttemptsException",
-        ) => DomainError::TooManyRequests("Too many attempts. Try again in a few minutes.".into()),
+        ) => DomainError::TooManyRequests {
+            message: "Too many attempts. Try again in a few minutes.".into(),
+            retry_after_seconds: 60,
+        },
         Some("CodeMismatchException" | "ExpiredCodeException") => {
             DomainError::Unauthorized("Invalid token".into())
         }
@@ -214,6 +217,46 @@ impl CognitoIdentityProvider {
                 .await?;
         }
         Ok(access_token.to_owned())
+    }
+
+    /// After a reset: Cognito revokes the user's refresh tokens, and the sign-out mark ends
+    /// the access tokens (and sessions) issued before, which Cognito's JWKS alone would still
+    /// accept until they expire.
+    async fn sign_out_everywhere(&self, pool: &CognitoPool, username: &str) -> DomainResult<()> {
+        let user = self
+            .client
+            .admin_get_user()
+            .user_pool_id(&pool.pool_id)
+            .username(username)
+            .send()
+            .await
+            .map_err(|e| cognito_error(&e))?;
+        let sub = user
+            .user_attributes()
+            .iter()
+            .find(|a| a.name() == "sub")
+            .and_then(|a| a.value())
+            .ok_or_else(|| DomainError::Internal("Cognito user without sub".into()))?
+            .to_owned();
+        super::revocation::sign_out_everywhere(
+            &self.store,
+            &sub,
+            self.clock.now().unix_timestamp(),
+        )
+        .await?;
+        if let Err(e) = self
+            .client
+            .admin_user_global_sign_out()
+            .user_pool_id(&pool.pool_id)
+            .username(username)
+            .send()
+            .await
+        {
+            // The mark already ends the old tokens here; Cognito's refresh tokens stay valid
+            // until it answers, and refresh is checked against the mark as well.
+            tracing::warn!(error = ?e, "Cognito global sign-out failed after a reset");
+        }
+        Ok(())
     }
 
     async fn password_login(
@@ -656,6 +699,7 @@ impl IdentityProvider for CognitoIdentityProvider {
                 }
                 _ => cognito_error(&e),
             })?;
-        Ok(())
+        self.sign_out_everywhere(pool, &normalize_email(email))
+            .await
     }
 }

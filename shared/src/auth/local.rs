@@ -10,9 +10,7 @@
 //!
 //! Which actor an identity signs in as lives in identity links (`links`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -20,8 +18,9 @@ use argon2::password_hash::SaltString;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use serde_json::{Map, Value};
 
+use super::limits::HashPool;
 use super::tokens::{PASSWORD_RESET, TokenIssuer, TokenVerifier};
-use super::{AuthContext, Credentials, IdentityProvider, SignIn, links};
+use super::{AuthContext, Credentials, IdentityProvider, SignIn, SignInFacts, links, revocation};
 use crate::customers::{is_valid_email, normalize_email};
 use crate::error::{DomainError, DomainResult};
 use crate::events::EventSink;
@@ -81,63 +80,15 @@ fn password_matches(password: &str, hash: &str) -> bool {
 }
 
 /// A real hash of a random password, verified against when the email is unknown so that a
-/// failed sign-in takes as long whether or not the account exists.
+/// failed sign-in takes as long whether or not the account exists. Computed on first use, in
+/// the hashing pool like every other hash.
 fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| hash_password(&ulid::Ulid::new().to_string()).unwrap_or_default())
 }
 
-/// Failed sign-ins allowed per email within [`THROTTLE_WINDOW`] before further attempts are
-/// refused without checking the password.
-const MAX_FAILED_LOGINS: u32 = 5;
-const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-const THROTTLE_LIMIT: usize = 100_000;
 /// Reset tokens live 15 minutes, as Medusa's.
 pub const RESET_TTL_SECONDS: i64 = 15 * 60;
-
-/// Failed sign-ins per email (known or not, so the limit reveals nothing), in process: the
-/// local provider serves one process.
-#[derive(Default)]
-struct LoginThrottle(std::sync::Mutex<HashMap<String, (u32, Instant)>>);
-
-impl LoginThrottle {
-    fn check(&self, email_key: &str) -> DomainResult<()> {
-        let Ok(map) = self.0.lock() else {
-            return Ok(());
-        };
-        match map.get(email_key) {
-            Some((failures, since))
-                if *failures >= MAX_FAILED_LOGINS && since.elapsed() < THROTTLE_WINDOW =>
-            {
-                Err(DomainError::TooManyRequests(
-                    "Too many failed sign-in attempts. Try again in a few minutes.".into(),
-                ))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn failed(&self, email_key: &str) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= THROTTLE_LIMIT {
-                map.retain(|_, (_, since)| since.elapsed() < THROTTLE_WINDOW);
-            }
-            let entry = map
-                .entry(email_key.to_owned())
-                .or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= THROTTLE_WINDOW {
-                *entry = (0, Instant::now());
-            }
-            entry.0 += 1;
-        }
-    }
-
-    fn succeeded(&self, email_key: &str) {
-        if let Ok(mut map) = self.0.lock() {
-            map.remove(email_key);
-        }
-    }
-}
 
 #[derive(Clone)]
 pub struct LocalIdentityProvider {
@@ -147,7 +98,7 @@ pub struct LocalIdentityProvider {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     events: Arc<dyn EventSink>,
-    throttle: Arc<LoginThrottle>,
+    hashing: HashPool,
 }
 
 fn check_password_rules(password: &str) -> DomainResult<()> {
@@ -157,13 +108,6 @@ fn check_password_rules(password: &str) -> DomainResult<()> {
         )));
     }
     Ok(())
-}
-
-async fn hash_off_thread(password: &str) -> DomainResult<String> {
-    let owned = password.to_owned();
-    tokio::task::spawn_blocking(move || hash_password(&owned))
-        .await
-        .map_err(|e| DomainError::Internal(e.to_string()))?
 }
 
 fn not_offered(actor_type: &str, provider: &str) -> DomainError {
@@ -188,12 +132,31 @@ impl LocalIdentityProvider {
             clock,
             ids,
             events,
-            throttle: Default::default(),
+            hashing: HashPool::default(),
         }
     }
 
-    /// A token for `actor_type` from the identity's links as they are now.
-    async fn token_for(&self, identity_id: &str, actor_type: &str) -> DomainResult<String> {
+    /// Hashes run in `pool` (shared with nothing else that hashes in this process).
+    pub fn with_hash_pool(mut self, pool: HashPool) -> Self {
+        self.hashing = pool;
+        self
+    }
+
+    async fn hash(&self, password: &str) -> DomainResult<String> {
+        let owned = password.to_owned();
+        self.hashing.run(move || hash_password(&owned)).await?
+    }
+
+    /// A token for `actor_type` from the identity's links as they are now, in its current
+    /// token generation, for a sign-in at `auth_time` (now, or the refreshed token's).
+    async fn token_for(
+        &self,
+        identity_id: &str,
+        actor_type: &str,
+        auth_time: Option<i64>,
+    ) -> DomainResult<String> {
+        let now = self.clock.now().unix_timestamp();
+        let generation = revocation::mark(&self.store, identity_id).await?.generation;
         let mut app_metadata = links::app_metadata(&self.store, identity_id).await?;
         // Staff created before links existed kept their user id on the identity itself.
         if let Some(identity) = self.store.get(&identity_key(identity_id)).await?
@@ -220,9 +183,13 @@ impl LocalIdentityProvider {
             actor_type: actor_type.to_owned(),
             auth_identity_id: identity_id.to_owned(),
             app_metadata,
+            sign_in: Some(SignInFacts {
+                auth_time: auth_time.unwrap_or(now),
+                issued_at: now,
+                generation: Some(generation),
+            }),
         };
-        self.issuer
-            .issue(&context, PROVIDER, self.clock.now().unix_timestamp())
+        self.issuer.issue(&context, PROVIDER, now)
     }
 
     /// Signs in with email and password and returns a token for `actor_type`.
@@ -233,30 +200,31 @@ impl LocalIdentityProvider {
         password: &str,
     ) -> DomainResult<String> {
         let email_key = normalize_email(email);
-        self.throttle.check(&email_key)?;
         let found = self.store.get(&provider_key(&email_key)).await?;
         let hash = found
             .as_ref()
             .and_then(|p| p.get("password_hash"))
             .and_then(Value::as_str)
-            .unwrap_or_else(|| decoy_hash())
-            .to_owned();
+            .map(str::to_owned);
         let candidate = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || password_matches(&candidate, &hash))
-            .await
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        // Unknown emails cost a hash too (nothing tells them apart by time), in the same pool.
+        let matches = self
+            .hashing
+            .run(move || match hash {
+                Some(hash) => password_matches(&candidate, &hash),
+                None => password_matches(&candidate, decoy_hash()),
+            })
+            .await?;
         let Some(provider) = found.filter(|_| matches) else {
-            self.throttle.failed(&email_key);
             return Err(invalid_login());
         };
-        self.throttle.succeeded(&email_key);
         let identity_id = provider
             .get("auth_identity_id")
             .and_then(Value::as_str)
             .ok_or_else(|| {
                 DomainError::Internal("provider identity without auth identity".into())
             })?;
-        self.token_for(identity_id, actor_type).await
+        self.token_for(identity_id, actor_type, None).await
     }
 
     /// Creates an email/password identity with no actor yet; its token has an empty `actor_id`.
@@ -281,7 +249,7 @@ impl LocalIdentityProvider {
             )));
         }
         check_password_rules(password)?;
-        let hash = hash_off_thread(password).await?;
+        let hash = self.hash(password).await?;
         let now = iso(self.clock.now());
         let email_key = normalize_email(email);
         let mut ops = vec![
@@ -358,7 +326,7 @@ impl IdentityProvider for LocalIdentityProvider {
         }
         let identity_id = self.register_identity(email, password).await?;
         Ok(SignIn::Token(
-            self.token_for(&identity_id, actor_type).await?,
+            self.token_for(&identity_id, actor_type, None).await?,
         ))
     }
 
@@ -401,7 +369,9 @@ impl IdentityProvider for LocalIdentityProvider {
         {
             return Err(DomainError::Unauthenticated);
         }
-        self.token_for(&context.auth_identity_id, &context.actor_type)
+        // The sign-in time carries over, so refreshes never pass the absolute lifetime.
+        let auth_time = context.sign_in.map(|facts| facts.auth_time);
+        self.token_for(&context.auth_identity_id, &context.actor_type, auth_time)
             .await
     }
 
@@ -465,10 +435,13 @@ impl IdentityProvider for LocalIdentityProvider {
             return Err(invalid());
         };
         let old_hash = current.get("password_hash").cloned().unwrap_or(Value::Null);
-        current.insert(
-            "password_hash".into(),
-            hash_off_thread(password).await?.into(),
-        );
+        let identity_id = current
+            .get("auth_identity_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| DomainError::Internal("provider identity without auth identity".into()))?
+            .to_owned();
+        current.insert("password_hash".into(), self.hash(password).await?.into());
+        let signed_out = revocation::mark(&self.store, &identity_id).await?;
         let used = format!("RESETUSED#{jti}");
         let expires = claims.get("exp").cloned().unwrap_or(Value::Null);
         let ops = vec![
@@ -488,11 +461,12 @@ impl IdentityProvider for LocalIdentityProvider {
                     value: old_hash,
                 }),
             },
+            // Every token and session from before the reset ends with it.
+            revocation::sign_out_op(&identity_id, &signed_out, self.clock.now().unix_timestamp()),
         ];
         match self.store.transact(ops).await {
             Ok(()) => {
-                self.throttle.succeeded(entity_id);
-                tracing::info!("password updated with a reset token");
+                tracing::info!("password updated with a reset token; earlier sign-ins ended");
                 Ok(())
             }
             Err(StoreError::ConditionFailed { .. }) => Err(invalid()),

@@ -2,8 +2,10 @@
 //! providers (the local one and Cognito) behind Medusa's auth routes.
 
 pub mod cognito;
+pub mod limits;
 pub mod links;
 pub mod local;
+pub mod revocation;
 pub mod sessions;
 pub mod staff;
 pub mod tokens;
@@ -32,6 +34,40 @@ pub struct AuthContext {
     pub auth_identity_id: String,
     #[serde(default)]
     pub app_metadata: Map<String, Value>,
+    /// The sign-in behind a token or session; `None` for secret API keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<SignInFacts>,
+}
+
+/// What a token says about the sign-in it stems from, checked against the identity's sign-out
+/// mark on every request and against the absolute lifetime on refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInFacts {
+    /// When the person last proved a credential (epoch seconds); kept through refreshes.
+    pub auth_time: i64,
+    /// When this token was issued (epoch seconds).
+    pub issued_at: i64,
+    /// The identity's token generation the token was issued in (local tokens only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+}
+
+impl SignInFacts {
+    /// From `iat`, `auth_time` and `gen` (numbers, or strings as API Gateway passes claims).
+    pub fn from_claims(claims: &Map<String, Value>) -> SignInFacts {
+        let number = |name: &str| {
+            claims.get(name).and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+        };
+        let issued_at = number("iat").unwrap_or(0);
+        SignInFacts {
+            auth_time: number("auth_time").unwrap_or(issued_at),
+            issued_at,
+            generation: number("gen"),
+        }
+    }
 }
 
 impl AuthContext {
@@ -47,6 +83,7 @@ impl AuthContext {
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default(),
+            sign_in: Some(SignInFacts::from_claims(claims)),
         })
     }
 
@@ -155,7 +192,12 @@ pub struct Credentials {
 pub struct Authenticator {
     verifiers: Vec<Arc<TokenVerifier>>,
     store: Arc<dyn KvStore>,
+    /// How long a sign-in may be kept alive by refreshes (seconds).
+    absolute_lifetime_seconds: i64,
 }
+
+/// A sign-in lives at most 30 days, however often its token is refreshed.
+pub const DEFAULT_ABSOLUTE_LIFETIME_SECONDS: i64 = 30 * 24 * 3600;
 
 fn unverified_issuer(token: &str) -> Option<String> {
     use base64::Engine;
@@ -169,7 +211,41 @@ fn unverified_issuer(token: &str) -> Option<String> {
 
 impl Authenticator {
     pub fn new(verifiers: Vec<Arc<TokenVerifier>>, store: Arc<dyn KvStore>) -> Self {
-        Authenticator { verifiers, store }
+        Authenticator {
+            verifiers,
+            store,
+            absolute_lifetime_seconds: DEFAULT_ABSOLUTE_LIFETIME_SECONDS,
+        }
+    }
+
+    /// Refresh refuses sign-ins older than `seconds`.
+    pub fn with_absolute_lifetime(mut self, seconds: i64) -> Self {
+        self.absolute_lifetime_seconds = seconds;
+        self
+    }
+
+    /// A context is current unless its identity signed out everywhere (a password reset, say)
+    /// after its token was issued. One store read; secret API keys have no identity to check.
+    pub async fn check_current(&self, context: &AuthContext) -> DomainResult<()> {
+        if context.auth_identity_id.is_empty() {
+            return Ok(());
+        }
+        let mark = revocation::mark(&self.store, &context.auth_identity_id).await?;
+        if mark.ends(context.sign_in.as_ref()) {
+            return Err(DomainError::Unauthenticated);
+        }
+        Ok(())
+    }
+
+    /// Refresh keeps a sign-in alive only within its absolute lifetime: past it, 401 and the
+    /// person signs in again.
+    pub fn check_refreshable(&self, context: &AuthContext) -> DomainResult<()> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let auth_time = context.sign_in.map_or(0, |facts| facts.auth_time);
+        if now.saturating_sub(auth_time) > self.absolute_lifetime_seconds {
+            return Err(DomainError::Unauthenticated);
+        }
+        Ok(())
     }
 
     /// Verifies a bearer token with the verifier of its issuer.
@@ -181,7 +257,9 @@ impl Authenticator {
             .find(|v| v.issuer() == issuer)
             .ok_or(DomainError::Unauthenticated)?;
         let claims = verifier.verify(token).await?;
-        self.context(verifier, &claims).await
+        let context = self.context(verifier, &claims).await?;
+        self.check_current(&context).await?;
+        Ok(context)
     }
 
     /// Claims the API Gateway JWT authorizer verified: mapped by their issuer, never re-checked.
@@ -193,13 +271,15 @@ impl Authenticator {
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(DomainError::Unauthenticated)?;
-        match self.verifiers.iter().find(|v| v.issuer() == issuer) {
+        let context = match self.verifiers.iter().find(|v| v.issuer() == issuer) {
             Some(verifier) => {
                 verifier.check_claims(claims)?;
-                self.context(verifier, claims).await
+                self.context(verifier, claims).await?
             }
-            None => AuthContext::from_claims(claims).ok_or(DomainError::Unauthenticated),
-        }
+            None => AuthContext::from_claims(claims).ok_or(DomainError::Unauthenticated)?,
+        };
+        self.check_current(&context).await?;
+        Ok(context)
     }
 
     async fn context(
@@ -234,6 +314,7 @@ impl Authenticator {
             actor_type: actor_type.to_owned(),
             auth_identity_id: sub.to_owned(),
             app_metadata,
+            sign_in: Some(SignInFacts::from_claims(claims)),
         })
     }
 }

@@ -410,6 +410,8 @@ pub struct TokenIssuer {
     key: SigningKey,
     issuer: String,
     ttl_seconds: i64,
+    /// No token outlives its sign-in (`auth_time`) by more than this.
+    absolute_lifetime_seconds: i64,
 }
 
 impl TokenIssuer {
@@ -418,7 +420,14 @@ impl TokenIssuer {
             key,
             issuer: issuer.into(),
             ttl_seconds,
+            absolute_lifetime_seconds: super::DEFAULT_ABSOLUTE_LIFETIME_SECONDS,
         }
+    }
+
+    /// Tokens expire at the latest `seconds` after their sign-in, refreshed or not.
+    pub fn with_absolute_lifetime(mut self, seconds: i64) -> Self {
+        self.absolute_lifetime_seconds = seconds;
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -455,6 +464,9 @@ impl TokenIssuer {
         self.key.sign(&claims)
     }
 
+    /// An access token for `context`. Its sign-in facts give `auth_time` (a fresh sign-in when
+    /// absent) and `gen`, the identity's token generation; `exp` never passes the sign-in's
+    /// absolute lifetime.
     pub fn issue(
         &self,
         context: &AuthContext,
@@ -462,6 +474,13 @@ impl TokenIssuer {
         now_unix: i64,
     ) -> DomainResult<String> {
         let mut claims = Map::new();
+        let auth_time = context.sign_in.map_or(now_unix, |facts| facts.auth_time);
+        let generation = context
+            .sign_in
+            .and_then(|facts| facts.generation)
+            .unwrap_or(0);
+        claims.insert("auth_time".into(), auth_time.into());
+        claims.insert("gen".into(), generation.into());
         claims.insert("actor_id".into(), context.actor_id.clone().into());
         claims.insert("actor_type".into(), context.actor_type.clone().into());
         claims.insert(
@@ -481,6 +500,12 @@ impl TokenIssuer {
                 claims.insert(name.into(), v.clone());
             }
         }
-        self.sign(claims, now_unix, self.ttl_seconds)
+        let ttl = self
+            .ttl_seconds
+            .min(auth_time + self.absolute_lifetime_seconds - now_unix);
+        if ttl <= 0 {
+            return Err(DomainError::Unauthenticated);
+        }
+        self.sign(claims, now_unix, ttl)
     }
 }

@@ -192,6 +192,9 @@ async fn cognito_registration_login_refresh_and_reset(backend: Backend) {
         (bad.status, bad.body["message"].clone()),
         (401, json!("Invalid token"))
     );
+    // Cognito's tokens say when they were issued to the second: the reset comes a second
+    // after the last one so that the sign-out mark ends it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let good = s
         .request(
             "POST",
@@ -219,6 +222,21 @@ async fn cognito_registration_login_refresh_and_reset(backend: Backend) {
         )
         .await;
     assert_eq!(new.status, 200);
+    // The reset ended the tokens from before it; the new sign-in's works.
+    let before_reset = store_call(&s, &key, "GET", "/store/customers/me", None, &fresh).await;
+    assert_eq!(before_reset.status, 401, "{}", before_reset.body);
+    let refresh_old = s
+        .request(
+            "POST",
+            "/auth/token/refresh",
+            None,
+            &[("authorization", &format!("Bearer {fresh}"))],
+        )
+        .await;
+    assert_eq!(refresh_old.status, 401);
+    let fresh = new.body["token"].as_str().unwrap().to_owned();
+    let me = store_call(&s, &key, "GET", "/store/customers/me", None, &fresh).await;
+    assert_eq!(me.body["customer"]["id"], json!(id), "{}", me.body);
 
     // Sessions work with Cognito tokens too.
     let session = s

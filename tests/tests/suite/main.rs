@@ -10,6 +10,8 @@ mod jwks_cache;
 mod lambda_events;
 mod openapi;
 mod rbac_http;
+mod revocation_http;
+mod sign_in_limits;
 mod store_auth_http;
 mod store_conformance;
 mod template;

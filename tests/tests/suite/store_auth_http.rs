@@ -735,7 +735,8 @@ async fn failed_sign_ins_are_throttled(backend: Backend) {
             401
         );
     }
-    // Even the right password is refused now, without a password check.
+    // Even the right password is refused now, without a password check, for a short while
+    // (a delay, not a lock: see sign_in_limits.rs for the rest).
     assert_eq!(
         attempt(
             integration_tests::ADMIN_EMAIL,

@@ -14,6 +14,7 @@ fn staff_context(actor_id: &str) -> AuthContext {
         actor_type: "user".into(),
         auth_identity_id: "authid_x".into(),
         app_metadata: Map::new(),
+        sign_in: None,
     }
 }
 
