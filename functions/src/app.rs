@@ -208,6 +208,8 @@ fn state_from(
         issuer,
         auth: Arc::new(auth),
         secure_cookies: config.secure_cookies,
+        cookie_same_site: config.cookie_same_site,
+        allowed_origins: config.allowed_origins.clone(),
     }
 }
 

@@ -126,6 +126,8 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         json_logs: false,
         store_cache_bytes: 16 * 1024 * 1024,
         secure_cookies: false,
+        cookie_same_site: functions::config::SameSite::Lax,
+        allowed_origins: Default::default(),
         files: Some(functions::config::FilesConfig::Local(files)),
     }
 }

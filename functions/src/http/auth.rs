@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, RawQuery, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -21,10 +21,9 @@ pub const SESSION_COOKIE: &str = "connect.sid";
 
 /// Claims the API Gateway JWT authorizer already verified, when running behind it. HTTP APIs
 /// pass every claim as a string, so JSON-valued claims are parsed back.
-fn authorizer_claims(parts: &Parts) -> Option<Map<String, Value>> {
+fn authorizer_claims(extensions: &Extensions) -> Option<Map<String, Value>> {
     use lambda_http::request::RequestContext;
-    let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>()
-    else {
+    let Some(RequestContext::ApiGatewayV2(context)) = extensions.get::<RequestContext>() else {
         return None;
     };
     let jwt = context.authorizer.as_ref()?.jwt.as_ref()?;
@@ -57,54 +56,82 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     credentials(headers, "bearer").filter(|t| !t.is_empty())
 }
 
-fn session_id(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name`, if the request has a non-empty one.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(key, _)| *key == name)
         .map(|(_, value)| value.trim().to_owned())
         .filter(|v| !v.is_empty())
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+/// The credential a request is authenticated by: the first present of these, in this order.
+pub enum Credential<'a> {
+    /// Claims the API Gateway authorizer verified.
+    VerifiedClaims(Map<String, Value>),
+    Bearer(&'a str),
+    /// `Authorization: Basic base64("sk_…:")`.
+    SecretKey(&'a str),
+    /// The session cookie: the one credential a browser sends on its own, and so the one a
+    /// cross-site request can ride on (see `csrf`).
+    SessionCookie(String),
+    None,
+}
+
+pub fn presented_credential<'a>(headers: &'a HeaderMap, extensions: &Extensions) -> Credential<'a> {
+    if let Some(claims) = authorizer_claims(extensions) {
+        Credential::VerifiedClaims(claims)
+    } else if let Some(token) = bearer(headers) {
+        Credential::Bearer(token)
+    } else if let Some(basic) = credentials(headers, "basic") {
+        Credential::SecretKey(basic)
+    } else if let Some(id) = session_id(headers) {
+        Credential::SessionCookie(id)
+    } else {
+        Credential::None
+    }
 }
 
 /// The caller, from (in order) the authorizer's claims, a bearer token, a secret API key
 /// (`Basic base64("sk_…:")`) or the session cookie. A credential that is present but does not
 /// verify is a 401, never a fall-through to the next kind.
 pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthContext, DomainError> {
-    if let Some(claims) = authorizer_claims(parts) {
-        return state.auth.from_verified_claims(&claims).await;
-    }
-    if let Some(token) = bearer(&parts.headers) {
-        return state.auth.from_token(token).await;
-    }
-    if let Some(basic) = credentials(&parts.headers, "basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(basic)
-            .map_err(|_| DomainError::Unauthenticated)?;
-        let text = String::from_utf8(decoded).map_err(|_| DomainError::Unauthenticated)?;
-        let secret = text.split(':').next().unwrap_or_default();
-        let key = state
-            .api_keys
-            .authenticate_secret(secret)
-            .await?
-            .ok_or(DomainError::Unauthenticated)?;
-        return Ok(AuthContext {
-            actor_id: key.id,
-            actor_type: "api-key".into(),
-            auth_identity_id: String::new(),
-            app_metadata: Map::new(),
-        });
-    }
-    if let Some(id) = session_id(&parts.headers) {
-        return state
+    match presented_credential(&parts.headers, &parts.extensions) {
+        Credential::VerifiedClaims(claims) => state.auth.from_verified_claims(&claims).await,
+        Credential::Bearer(token) => state.auth.from_token(token).await,
+        Credential::SecretKey(basic) => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(basic)
+                .map_err(|_| DomainError::Unauthenticated)?;
+            let text = String::from_utf8(decoded).map_err(|_| DomainError::Unauthenticated)?;
+            let secret = text.split(':').next().unwrap_or_default();
+            let key = state
+                .api_keys
+                .authenticate_secret(secret)
+                .await?
+                .ok_or(DomainError::Unauthenticated)?;
+            Ok(AuthContext {
+                actor_id: key.id,
+                actor_type: "api-key".into(),
+                auth_identity_id: String::new(),
+                app_metadata: Map::new(),
+            })
+        }
+        Credential::SessionCookie(id) => state
             .sessions
             .get(&id)
             .await?
-            .ok_or(DomainError::Unauthenticated);
+            .ok_or(DomainError::Unauthenticated),
+        Credential::None => Err(DomainError::Unauthenticated),
     }
-    Err(DomainError::Unauthenticated)
 }
 
 /// A signed-in staff user (or secret API key) whose roles allow the route's policy
@@ -344,16 +371,55 @@ pub async fn refresh(
     Ok(Json(json!({ "token": token })))
 }
 
-fn cookie(state: &AppState, value: &str, max_age: i64) -> ApiResult<HeaderValue> {
-    let attributes = if state.secure_cookies {
-        "; Secure; SameSite=None"
-    } else {
-        "; SameSite=Lax"
-    };
+/// The `SameSite` attribute of the cookies this API sets (`COOKIE_SAME_SITE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites, never on their background requests.
+    #[default]
+    Lax,
+    Strict,
+    /// Sent on cross-site requests too: only for a storefront on another site, and only with
+    /// `Secure` (browsers refuse it otherwise).
+    None,
+}
+
+impl SameSite {
+    pub fn parse(value: &str) -> Option<SameSite> {
+        match value.to_ascii_lowercase().as_str() {
+            "lax" => Some(SameSite::Lax),
+            "strict" => Some(SameSite::Strict),
+            "none" => Some(SameSite::None),
+            _ => None,
+        }
+    }
+
+    fn attribute(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// A `Set-Cookie` value with this deployment's `Secure` and `SameSite` attributes.
+fn cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+) -> ApiResult<HeaderValue> {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; Max-Age={max_age}{attributes}"
+        "{name}={value}; Path={path}; HttpOnly; Max-Age={max_age}{secure}; SameSite={}",
+        state.cookie_same_site.attribute()
     ))
     .map_err(|e| ApiError(DomainError::Internal(e.to_string())))
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age: i64) -> ApiResult<HeaderValue> {
+    cookie(state, SESSION_COOKIE, value, "/", max_age)
 }
 
 /// `POST /auth/session` with a bearer token → `{user: auth_context}` and the session cookie.
@@ -367,7 +433,7 @@ pub async fn create_session(
     let mut response = Json(json!({ "user": context })).into_response();
     response.headers_mut().insert(
         SET_COOKIE,
-        cookie(&state, &id, state.sessions.ttl_seconds())?,
+        session_cookie(&state, &id, state.sessions.ttl_seconds())?,
     );
     Ok(response)
 }
@@ -387,7 +453,7 @@ pub async fn delete_session(
     let mut response = Json(json!({ "success": true })).into_response();
     response
         .headers_mut()
-        .insert(SET_COOKIE, cookie(&state, "", 0)?);
+        .insert(SET_COOKIE, session_cookie(&state, "", 0)?);
     Ok(response)
 }
 
