@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use shared::DomainError;
+use shared::auth::cognito::STATE_TTL_SECONDS;
 use shared::auth::{ACTOR_TYPES, AuthContext, Credentials, IdentityProvider, SignIn};
 
 use super::AppState;
@@ -276,12 +277,56 @@ fn object(body: Value) -> ApiResult<Map<String, Value>> {
     }
 }
 
-fn sign_in_body(outcome: SignIn) -> Json<Value> {
-    Json(match outcome {
-        SignIn::Token(token) => json!({ "token": token }),
-        SignIn::Redirect(location) => json!({ "location": location }),
-        SignIn::VerificationRequired => json!({ "verification_required": true }),
+/// The answer to a sign-in: `{token}`, `{verification_required}`, or `{location}` with the
+/// cookie that binds the federated sign-in's state to this browser.
+fn sign_in_answer(state: &AppState, outcome: SignIn) -> ApiResult<Response> {
+    Ok(match outcome {
+        SignIn::Token(token) => Json(json!({ "token": token })).into_response(),
+        SignIn::Redirect {
+            location,
+            state: oauth_state,
+        } => {
+            let mut response = Json(json!({ "location": location })).into_response();
+            response.headers_mut().insert(
+                SET_COOKIE,
+                state_cookie(state, &state_digest(&oauth_state), STATE_TTL_SECONDS)?,
+            );
+            response
+        }
+        SignIn::VerificationRequired => {
+            Json(json!({ "verification_required": true })).into_response()
+        }
     })
+}
+
+/// The cookie that ties a federated sign-in to the browser that started it (against login
+/// CSRF: an attacker's own `code` and `state`, replayed in a victim's browser, would sign the
+/// victim in as the attacker). It holds a digest of the state, not the state.
+pub const STATE_COOKIE: &str = "auth.state";
+
+fn state_cookie(state: &AppState, digest: &str, max_age: i64) -> ApiResult<HeaderValue> {
+    cookie(state, STATE_COOKIE, digest, "/auth", max_age)
+}
+
+/// SHA-256 of the OAuth state, base64url.
+fn state_digest(oauth_state: &str) -> String {
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(oauth_state))
+}
+
+/// Whether `presented` is the state whose digest this browser's cookie holds (compared in
+/// constant time, so the digest cannot be guessed byte by byte).
+fn state_bound_to_browser(headers: &HeaderMap, presented: Option<&str>) -> bool {
+    let (Some(cookie), Some(presented)) = (cookie_value(headers, STATE_COOKIE), presented) else {
+        return false;
+    };
+    let expected = state_digest(presented);
+    cookie.len() == expected.len()
+        && cookie
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
 }
 
 /// `email` and `password` as Medusa's emailpass provider reads them: a password of another
@@ -305,13 +350,13 @@ pub async fn sign_in(
     State(state): State<AppState>,
     Path((actor, provider_id)): Path<(String, String)>,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     check_actor(&actor)?;
     let body = object(body)?;
     let outcome = provider(&state)?
         .authenticate(&actor, &provider_id, &credentials_from(&body)?)
         .await?;
-    Ok(sign_in_body(outcome))
+    sign_in_answer(&state, outcome)
 }
 
 /// `POST /auth/{actor}/{provider}/register {email, password}` → `{token}` with no actor yet.
@@ -319,7 +364,7 @@ pub async fn register(
     State(state): State<AppState>,
     Path((actor, provider_id)): Path<(String, String)>,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     check_actor(&actor)?;
     let given = credentials_from(&object(body)?)?;
     let (Some(email), Some(password)) = (given.email, given.password) else {
@@ -330,7 +375,7 @@ pub async fn register(
     let outcome = provider(&state)?
         .register(&actor, &provider_id, &email, &password)
         .await?;
-    Ok(sign_in_body(outcome))
+    sign_in_answer(&state, outcome)
 }
 
 #[derive(serde::Deserialize)]
@@ -339,13 +384,15 @@ pub struct CallbackQuery {
     state: Option<String>,
 }
 
-/// `GET|POST /auth/{actor}/{provider}/callback?code&state` → `{token}`.
+/// `GET|POST /auth/{actor}/{provider}/callback?code&state` → `{token}`, only in the browser
+/// that started the sign-in (its state cookie); the cookie is cleared once the state is used.
 pub async fn callback(
     State(state): State<AppState>,
     Path((actor, provider_id)): Path<(String, String)>,
     Query(query): Query<CallbackQuery>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     check_actor(&actor)?;
     let body = object(body)?;
     let from_body = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
@@ -354,10 +401,23 @@ pub async fn callback(
         .or_else(|| from_body("code"))
         .ok_or_else(|| ApiError(DomainError::Unauthorized("No code to exchange".into())))?;
     let state_param = query.state.or_else(|| from_body("state"));
-    let token = provider(&state)?
+    let provider = provider(&state)?;
+    if !state_bound_to_browser(&headers, state_param.as_deref()) {
+        return Err(ApiError(DomainError::Unauthorized(
+            "Invalid or expired sign-in state".into(),
+        )));
+    }
+    let mut response = match provider
         .callback(&actor, &provider_id, &code, state_param.as_deref())
-        .await?;
-    Ok(Json(json!({ "token": token })))
+        .await
+    {
+        Ok(token) => Json(json!({ "token": token })).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, state_cookie(&state, "", 0)?);
+    Ok(response)
 }
 
 /// `POST /auth/token/refresh` → a new token from the identity as it is now.

@@ -1,13 +1,14 @@
 //! Cross-site request forgery (issue 20): bodies only of the media types a route declares,
 //! cookie sessions only from this API's own origin or an allowed one, CORS for the allowed
-//! origins, and `SameSite=Lax` cookies unless cross-site is asked for. Both store backends;
-//! the Lambda router too.
+//! origins, `SameSite=Lax` cookies unless cross-site is asked for, and federated sign-in
+//! bound to the browser that started it. Both store backends; the Lambda router too.
 
 use axum::body::Body;
 use functions::config::{AllowedOrigins, AuthConfig, SameSite};
 use functions::http::{Route, router};
 use integration_tests::{
-    Backend, Reply, TestServer, both_backends, fresh_store, temp_dir, test_config,
+    Backend, FederatedServer, Reply, TestServer, both_backends, federated_server, fresh_store,
+    temp_dir, test_config,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -431,9 +432,72 @@ async fn cookies_stay_lax_unless_cross_site_is_configured(backend: Backend) {
     );
 }
 
+/// A federated sign-in finishes only in the browser that started it: the start sets an
+/// HttpOnly cookie with a digest of the state, and a callback without it, or with another
+/// sign-in's, is a 401 (login CSRF: an attacker's code and state replayed in a victim's
+/// browser). The rightful browser then signs in, and the cookie is cleared.
+async fn federated_state_is_bound_to_the_browser(backend: Backend) {
+    let Some(FederatedServer { s, .. }) =
+        federated_server(backend, "Adm1n-Passw0rd!", "Sh0pper-Passw0rd!").await
+    else {
+        return;
+    };
+    let begin = |path: &'static str| s.request("POST", path, Some(json!({})), &[]);
+    let victim = begin("/auth/customer/google").await;
+    assert_eq!(victim.status, 200, "{}", victim.body);
+    let state = victim.body["location"]
+        .as_str()
+        .unwrap()
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let set = header(&victim, "set-cookie").unwrap().to_owned();
+    let victim_cookie = set_cookie(&victim);
+    let (name, digest) = victim_cookie.split_once('=').unwrap();
+    assert_eq!(name, "auth.state");
+    assert_eq!(digest.len(), 43, "SHA-256, base64url: {set}");
+    assert!(!set.contains(&state), "the cookie holds a digest: {set}");
+    for attribute in ["HttpOnly", "Path=/auth", "Max-Age=600", "SameSite=Lax"] {
+        assert!(set.contains(attribute), "{attribute}: {set}");
+    }
+    let attacker = begin("/auth/customer/google").await;
+    let attacker_cookie = set_cookie(&attacker);
+
+    let callback = format!("/auth/customer/google/callback?code=good-code&state={state}");
+    for cookie in [None, Some(attacker_cookie.as_str()), Some("auth.state=")] {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+        let refused = s.request("GET", &callback, None, &headers).await;
+        assert_eq!(refused.status, 401, "{cookie:?}: {}", refused.body);
+        assert_eq!(refused.body["type"], json!("unauthorized"));
+    }
+    let posted = s
+        .request(
+            "POST",
+            "/auth/customer/google/callback",
+            Some(json!({"code": "good-code", "state": state})),
+            &[("cookie", &attacker_cookie)],
+        )
+        .await;
+    assert_eq!(posted.status, 401, "{}", posted.body);
+
+    // The refusals did not use the state up: the browser that started the sign-in finishes it.
+    let done = s
+        .request("GET", &callback, None, &[("cookie", &victim_cookie)])
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body["token"].is_string());
+    let cleared = header(&done, "set-cookie").unwrap();
+    assert!(
+        cleared.starts_with("auth.state=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+}
+
 both_backends!(
     bodies_of_undeclared_types_are_refused,
     cookie_requests_from_other_origins_are_refused,
     allowed_origins_get_cors_and_cookie_sessions,
     cookies_stay_lax_unless_cross_site_is_configured,
+    federated_state_is_bound_to_the_browser,
 );
