@@ -212,6 +212,8 @@ fn state_from(
             config.sign_in.limits.clone(),
         )),
         secure_cookies: config.secure_cookies,
+        cookie_same_site: config.cookie_same_site,
+        allowed_origins: config.allowed_origins.clone(),
     }
 }
 

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use shared::auth::cognito::CognitoPool;
 
+pub use crate::http::auth::SameSite;
+pub use crate::http::csrf::AllowedOrigins;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreConfig {
     /// The embedded file `<DATA_DIR>/store.redb`.
@@ -51,8 +54,14 @@ pub struct Config {
     pub json_logs: bool,
     /// Page cache of the embedded store.
     pub store_cache_bytes: usize,
-    /// Session cookies marked `Secure; SameSite=None` (`COOKIE_SECURE`; on by default in Lambda).
+    /// Cookies marked `Secure`, sent over HTTPS only (`COOKIE_SECURE`; on by default in Lambda).
     pub secure_cookies: bool,
+    /// The cookies' `SameSite` (`COOKIE_SAME_SITE`: `lax`, the default, `strict`, or `none`
+    /// for a storefront on another site, which needs `COOKIE_SECURE`).
+    pub cookie_same_site: SameSite,
+    /// Origins besides the API's own whose pages may use cookie sessions, and which get CORS
+    /// headers with credentials (`ALLOWED_ORIGINS`, comma-separated; none by default).
+    pub allowed_origins: AllowedOrigins,
     /// Where bulk files go; `None` in functions that move none.
     pub files: Option<FilesConfig>,
     /// Write every event, reset tokens included, to `DATA_DIR/events.ndjson` (`DEV_EVENT_LOG`);
@@ -222,6 +231,22 @@ impl Config {
             absolute_lifetime_seconds: positive("SESSION_ABSOLUTE_LIFETIME_SECONDS")?
                 .unwrap_or(defaults.absolute_lifetime_seconds),
         };
+        let cookie_same_site = match get("COOKIE_SAME_SITE") {
+            Some(v) => SameSite::parse(&v).ok_or_else(|| {
+                ConfigError(format!(
+                    "COOKIE_SAME_SITE must be lax, strict or none, got '{v}'"
+                ))
+            })?,
+            None => SameSite::Lax,
+        };
+        if cookie_same_site == SameSite::None && !secure_cookies {
+            return Err(ConfigError(
+                "COOKIE_SAME_SITE=none needs COOKIE_SECURE=true: browsers drop such cookies otherwise"
+                    .into(),
+            ));
+        }
+        let allowed_origins = AllowedOrigins::parse(&get("ALLOWED_ORIGINS").unwrap_or_default())
+            .map_err(|e| ConfigError(format!("ALLOWED_ORIGINS: {e}")))?;
         let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| ".data".into()));
         let files = match (get("BUCKET_NAME"), get("FILES_DIR"), mode) {
             (Some(bucket), _, _) => Some(FilesConfig::S3 { bucket }),
@@ -238,6 +263,8 @@ impl Config {
             sign_in,
             files,
             secure_cookies,
+            cookie_same_site,
+            allowed_origins,
             store_cache_bytes,
             host,
             port,
@@ -376,6 +403,33 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("PASSWORD_HASH_CONCURRENCY")
+        );
+    }
+
+    #[test]
+    fn cookies_stay_same_site_unless_cross_site_is_asked_for() {
+        let lambda = config(Mode::Lambda, &[("TABLE_NAME", "t")]).unwrap();
+        assert_eq!(
+            (lambda.secure_cookies, lambda.cookie_same_site),
+            (true, SameSite::Lax)
+        );
+        let cross_site = config(
+            Mode::Lambda,
+            &[("TABLE_NAME", "t"), ("COOKIE_SAME_SITE", "none")],
+        )
+        .unwrap();
+        assert_eq!(cross_site.cookie_same_site, SameSite::None);
+        assert!(
+            config(Mode::LocalServer, &[("COOKIE_SAME_SITE", "none")])
+                .unwrap_err()
+                .0
+                .contains("COOKIE_SECURE")
+        );
+        assert!(
+            config(Mode::LocalServer, &[("ALLOWED_ORIGINS", "*")])
+                .unwrap_err()
+                .0
+                .contains("ALLOWED_ORIGINS")
         );
     }
 }

@@ -126,6 +126,8 @@ pub fn test_config(data_dir: PathBuf) -> Config {
         json_logs: false,
         store_cache_bytes: 16 * 1024 * 1024,
         secure_cookies: false,
+        cookie_same_site: functions::config::SameSite::Lax,
+        allowed_origins: Default::default(),
         files: Some(functions::config::FilesConfig::Local(files)),
         dev_event_log: true,
         password_reset_url: "http://127.0.0.1/app/reset-password".into(),
@@ -558,4 +560,116 @@ impl TestServer {
         self.request(method, path, body, &[("authorization", bearer.as_str())])
             .await
     }
+}
+
+/// A stand-in for Cognito's hosted UI token endpoint (moto has no hosted UI): it accepts one
+/// code, for the expected client and redirect, and answers with tokens moto issued.
+pub async fn fake_hosted_ui(client_id: String, access_token: String) -> String {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/oauth2/token",
+        post(
+            move |axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                let (client_id, access_token) = (client_id.clone(), access_token.clone());
+                async move {
+                    let ok = form.get("grant_type").map(String::as_str)
+                        == Some("authorization_code")
+                        && form.get("code").map(String::as_str) == Some("good-code")
+                        && form.get("client_id") == Some(&client_id)
+                        && form.get("redirect_uri").map(String::as_str)
+                            == Some("https://shop.example/callback");
+                    if ok {
+                        (
+                            axum::http::StatusCode::OK,
+                            axum::Json(
+                                serde_json::json!({"access_token": access_token, "token_type": "Bearer"}),
+                            ),
+                        )
+                    } else {
+                        (
+                            axum::http::StatusCode::BAD_REQUEST,
+                            axum::Json(serde_json::json!({"error": "invalid_grant"})),
+                        )
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// A server whose customer pool (on moto) offers Google sign-in through [`fake_hosted_ui`],
+/// which trades the code `good-code` for tokens of `gina@gmail.com` (password
+/// `user_password`), redirecting to `https://shop.example/callback`.
+pub struct FederatedServer {
+    pub s: TestServer,
+    pub setup: CognitoSetup,
+    /// The stand-in hosted UI's base URL.
+    pub domain: String,
+}
+
+/// A [`FederatedServer`]; `None` without moto.
+pub async fn federated_server(
+    backend: Backend,
+    admin_password: &str,
+    user_password: &str,
+) -> Option<FederatedServer> {
+    let endpoint = moto_endpoint()?;
+    let mut setup = cognito_setup(&endpoint).await;
+    // The federated user as Cognito would have created it on first Google sign-in.
+    setup
+        .client
+        .admin_create_user()
+        .user_pool_id(&setup.customer_pool)
+        .username("gina@gmail.com")
+        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
+        .send()
+        .await
+        .unwrap();
+    setup
+        .client
+        .admin_set_user_password()
+        .user_pool_id(&setup.customer_pool)
+        .username("gina@gmail.com")
+        .password(user_password)
+        .permanent(true)
+        .send()
+        .await
+        .unwrap();
+    let google_token = setup
+        .client
+        .initiate_auth()
+        .client_id(&setup.customer_client)
+        .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::UserPasswordAuth)
+        .auth_parameters("USERNAME", "gina@gmail.com")
+        .auth_parameters("PASSWORD", user_password)
+        .send()
+        .await
+        .unwrap()
+        .authentication_result()
+        .unwrap()
+        .access_token()
+        .unwrap()
+        .to_owned();
+    let domain = fake_hosted_ui(setup.customer_client.clone(), google_token.clone()).await;
+    for pool in &mut setup.config.pools {
+        if pool.actor_type == "customer" {
+            pool.domain = Some(domain.clone());
+            pool.redirect_uri = Some("https://shop.example/callback".into());
+            pool.federated = vec![("google".into(), "Google".into())];
+        }
+    }
+    let cognito = setup.config.clone();
+    let admin_password = admin_password.to_owned();
+    let s = TestServer::start_with(backend, move |config| {
+        config.auth = functions::config::AuthConfig::Cognito(cognito);
+        config.admin_password = Some(admin_password);
+    })
+    .await?;
+    Some(FederatedServer { s, setup, domain })
 }

@@ -5,11 +5,12 @@ use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, RawQuery, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use shared::DomainError;
+use shared::auth::cognito::STATE_TTL_SECONDS;
 use shared::auth::{ACTOR_TYPES, AuthContext, Credentials, IdentityProvider, SignIn};
 
 use super::AppState;
@@ -21,10 +22,9 @@ pub const SESSION_COOKIE: &str = "connect.sid";
 
 /// Claims the API Gateway JWT authorizer already verified, when running behind it. HTTP APIs
 /// pass every claim as a string, so JSON-valued claims are parsed back.
-fn authorizer_claims(parts: &Parts) -> Option<Map<String, Value>> {
+fn authorizer_claims(extensions: &Extensions) -> Option<Map<String, Value>> {
     use lambda_http::request::RequestContext;
-    let Some(RequestContext::ApiGatewayV2(context)) = parts.extensions.get::<RequestContext>()
-    else {
+    let Some(RequestContext::ApiGatewayV2(context)) = extensions.get::<RequestContext>() else {
         return None;
     };
     let jwt = context.authorizer.as_ref()?.jwt.as_ref()?;
@@ -81,57 +81,87 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     credentials(headers, "bearer").filter(|t| !t.is_empty())
 }
 
-fn session_id(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name`, if the request has a non-empty one.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(key, _)| *key == name)
         .map(|(_, value)| value.trim().to_owned())
         .filter(|v| !v.is_empty())
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+/// The credential a request is authenticated by: the first present of these, in this order.
+pub enum Credential<'a> {
+    /// Claims the API Gateway authorizer verified.
+    VerifiedClaims(Map<String, Value>),
+    Bearer(&'a str),
+    /// `Authorization: Basic base64("sk_…:")`.
+    SecretKey(&'a str),
+    /// The session cookie: the one credential a browser sends on its own, and so the one a
+    /// cross-site request can ride on (see `csrf`).
+    SessionCookie(String),
+    None,
+}
+
+pub fn presented_credential<'a>(headers: &'a HeaderMap, extensions: &Extensions) -> Credential<'a> {
+    if let Some(claims) = authorizer_claims(extensions) {
+        Credential::VerifiedClaims(claims)
+    } else if let Some(token) = bearer(headers) {
+        Credential::Bearer(token)
+    } else if let Some(basic) = credentials(headers, "basic") {
+        Credential::SecretKey(basic)
+    } else if let Some(id) = session_id(headers) {
+        Credential::SessionCookie(id)
+    } else {
+        Credential::None
+    }
 }
 
 /// The caller, from (in order) the authorizer's claims, a bearer token, a secret API key
 /// (`Basic base64("sk_…:")`) or the session cookie. A credential that is present but does not
 /// verify is a 401, never a fall-through to the next kind.
 pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<AuthContext, DomainError> {
-    if let Some(claims) = authorizer_claims(parts) {
-        return state.auth.from_verified_claims(&claims).await;
+    match presented_credential(&parts.headers, &parts.extensions) {
+        Credential::VerifiedClaims(claims) => state.auth.from_verified_claims(&claims).await,
+        Credential::Bearer(token) => state.auth.from_token(token).await,
+        Credential::SecretKey(basic) => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(basic)
+                .map_err(|_| DomainError::Unauthenticated)?;
+            let text = String::from_utf8(decoded).map_err(|_| DomainError::Unauthenticated)?;
+            let secret = text.split(':').next().unwrap_or_default();
+            let key = state
+                .api_keys
+                .authenticate_secret(secret)
+                .await?
+                .ok_or(DomainError::Unauthenticated)?;
+            Ok(AuthContext {
+                actor_id: key.id,
+                actor_type: "api-key".into(),
+                auth_identity_id: String::new(),
+                app_metadata: Map::new(),
+                sign_in: None,
+            })
+        }
+        Credential::SessionCookie(id) => {
+            let context = state
+                .sessions
+                .get(&id)
+                .await?
+                .ok_or(DomainError::Unauthenticated)?;
+            state.auth.check_current(&context).await?;
+            Ok(context)
+        }
+        Credential::None => Err(DomainError::Unauthenticated),
     }
-    if let Some(token) = bearer(&parts.headers) {
-        return state.auth.from_token(token).await;
-    }
-    if let Some(basic) = credentials(&parts.headers, "basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(basic)
-            .map_err(|_| DomainError::Unauthenticated)?;
-        let text = String::from_utf8(decoded).map_err(|_| DomainError::Unauthenticated)?;
-        let secret = text.split(':').next().unwrap_or_default();
-        let key = state
-            .api_keys
-            .authenticate_secret(secret)
-            .await?
-            .ok_or(DomainError::Unauthenticated)?;
-        return Ok(AuthContext {
-            actor_id: key.id,
-            actor_type: "api-key".into(),
-            auth_identity_id: String::new(),
-            app_metadata: Map::new(),
-            sign_in: None,
-        });
-    }
-    if let Some(id) = session_id(&parts.headers) {
-        let context = state
-            .sessions
-            .get(&id)
-            .await?
-            .ok_or(DomainError::Unauthenticated)?;
-        state.auth.check_current(&context).await?;
-        return Ok(context);
-    }
-    Err(DomainError::Unauthenticated)
 }
 
 /// A signed-in staff user (or secret API key) whose roles allow the route's policy
@@ -276,12 +306,56 @@ fn object(body: Value) -> ApiResult<Map<String, Value>> {
     }
 }
 
-fn sign_in_body(outcome: SignIn) -> Json<Value> {
-    Json(match outcome {
-        SignIn::Token(token) => json!({ "token": token }),
-        SignIn::Redirect(location) => json!({ "location": location }),
-        SignIn::VerificationRequired => json!({ "verification_required": true }),
+/// The answer to a sign-in: `{token}`, `{verification_required}`, or `{location}` with the
+/// cookie that binds the federated sign-in's state to this browser.
+fn sign_in_answer(state: &AppState, outcome: SignIn) -> ApiResult<Response> {
+    Ok(match outcome {
+        SignIn::Token(token) => Json(json!({ "token": token })).into_response(),
+        SignIn::Redirect {
+            location,
+            state: oauth_state,
+        } => {
+            let mut response = Json(json!({ "location": location })).into_response();
+            response.headers_mut().insert(
+                SET_COOKIE,
+                state_cookie(state, &state_digest(&oauth_state), STATE_TTL_SECONDS)?,
+            );
+            response
+        }
+        SignIn::VerificationRequired => {
+            Json(json!({ "verification_required": true })).into_response()
+        }
     })
+}
+
+/// The cookie that ties a federated sign-in to the browser that started it (against login
+/// CSRF: an attacker's own `code` and `state`, replayed in a victim's browser, would sign the
+/// victim in as the attacker). It holds a digest of the state, not the state.
+pub const STATE_COOKIE: &str = "auth.state";
+
+fn state_cookie(state: &AppState, digest: &str, max_age: i64) -> ApiResult<HeaderValue> {
+    cookie(state, STATE_COOKIE, digest, "/auth", max_age)
+}
+
+/// SHA-256 of the OAuth state, base64url.
+fn state_digest(oauth_state: &str) -> String {
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(oauth_state))
+}
+
+/// Whether `presented` is the state whose digest this browser's cookie holds (compared in
+/// constant time, so the digest cannot be guessed byte by byte).
+fn state_bound_to_browser(headers: &HeaderMap, presented: Option<&str>) -> bool {
+    let (Some(cookie), Some(presented)) = (cookie_value(headers, STATE_COOKIE), presented) else {
+        return false;
+    };
+    let expected = state_digest(presented);
+    cookie.len() == expected.len()
+        && cookie
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
 }
 
 /// `email` and `password` as Medusa's emailpass provider reads them: a password of another
@@ -308,17 +382,16 @@ pub async fn sign_in(
     Path((actor, provider_id)): Path<(String, String)>,
     ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     check_actor(&actor)?;
     let body = object(body)?;
     let credentials = credentials_from(&body)?;
     let identity = provider(&state)?;
     if credentials.password.is_none() {
-        return Ok(sign_in_body(
-            identity
-                .authenticate(&actor, &provider_id, &credentials)
-                .await?,
-        ));
+        let outcome = identity
+            .authenticate(&actor, &provider_id, &credentials)
+            .await?;
+        return sign_in_answer(&state, outcome);
     }
     let account = format!(
         "{actor}:{}",
@@ -331,7 +404,7 @@ pub async fn sign_in(
     {
         Ok(outcome) => {
             attempt.succeeded();
-            Ok(sign_in_body(outcome))
+            sign_in_answer(&state, outcome)
         }
         Err(e @ DomainError::Unauthorized(_)) => {
             attempt.failed();
@@ -349,7 +422,7 @@ pub async fn register(
     State(state): State<AppState>,
     Path((actor, provider_id)): Path<(String, String)>,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     check_actor(&actor)?;
     let given = credentials_from(&object(body)?)?;
     let (Some(email), Some(password)) = (given.email, given.password) else {
@@ -360,7 +433,7 @@ pub async fn register(
     let outcome = provider(&state)?
         .register(&actor, &provider_id, &email, &password)
         .await?;
-    Ok(sign_in_body(outcome))
+    sign_in_answer(&state, outcome)
 }
 
 #[derive(serde::Deserialize)]
@@ -369,13 +442,15 @@ pub struct CallbackQuery {
     state: Option<String>,
 }
 
-/// `GET|POST /auth/{actor}/{provider}/callback?code&state` → `{token}`.
+/// `GET|POST /auth/{actor}/{provider}/callback?code&state` → `{token}`, only in the browser
+/// that started the sign-in (its state cookie); the cookie is cleared once the state is used.
 pub async fn callback(
     State(state): State<AppState>,
     Path((actor, provider_id)): Path<(String, String)>,
     Query(query): Query<CallbackQuery>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     check_actor(&actor)?;
     let body = object(body)?;
     let from_body = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
@@ -384,10 +459,23 @@ pub async fn callback(
         .or_else(|| from_body("code"))
         .ok_or_else(|| ApiError(DomainError::Unauthorized("No code to exchange".into())))?;
     let state_param = query.state.or_else(|| from_body("state"));
-    let token = provider(&state)?
+    let provider = provider(&state)?;
+    if !state_bound_to_browser(&headers, state_param.as_deref()) {
+        return Err(ApiError(DomainError::Unauthorized(
+            "Invalid or expired sign-in state".into(),
+        )));
+    }
+    let mut response = match provider
         .callback(&actor, &provider_id, &code, state_param.as_deref())
-        .await?;
-    Ok(Json(json!({ "token": token })))
+        .await
+    {
+        Ok(token) => Json(json!({ "token": token })).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    };
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, state_cookie(&state, "", 0)?);
+    Ok(response)
 }
 
 /// `POST /auth/token/refresh` → a new token from the identity as it is now.
@@ -402,16 +490,55 @@ pub async fn refresh(
     Ok(Json(json!({ "token": token })))
 }
 
-fn cookie(state: &AppState, value: &str, max_age: i64) -> ApiResult<HeaderValue> {
-    let attributes = if state.secure_cookies {
-        "; Secure; SameSite=None"
-    } else {
-        "; SameSite=Lax"
-    };
+/// The `SameSite` attribute of the cookies this API sets (`COOKIE_SAME_SITE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites, never on their background requests.
+    #[default]
+    Lax,
+    Strict,
+    /// Sent on cross-site requests too: only for a storefront on another site, and only with
+    /// `Secure` (browsers refuse it otherwise).
+    None,
+}
+
+impl SameSite {
+    pub fn parse(value: &str) -> Option<SameSite> {
+        match value.to_ascii_lowercase().as_str() {
+            "lax" => Some(SameSite::Lax),
+            "strict" => Some(SameSite::Strict),
+            "none" => Some(SameSite::None),
+            _ => None,
+        }
+    }
+
+    fn attribute(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// A `Set-Cookie` value with this deployment's `Secure` and `SameSite` attributes.
+fn cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: i64,
+) -> ApiResult<HeaderValue> {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; Max-Age={max_age}{attributes}"
+        "{name}={value}; Path={path}; HttpOnly; Max-Age={max_age}{secure}; SameSite={}",
+        state.cookie_same_site.attribute()
     ))
     .map_err(|e| ApiError(DomainError::Internal(e.to_string())))
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age: i64) -> ApiResult<HeaderValue> {
+    cookie(state, SESSION_COOKIE, value, "/", max_age)
 }
 
 /// `POST /auth/session` with a bearer token → `{user: auth_context}` and the session cookie.
@@ -425,7 +552,7 @@ pub async fn create_session(
     let mut response = Json(json!({ "user": context })).into_response();
     response.headers_mut().insert(
         SET_COOKIE,
-        cookie(&state, &id, state.sessions.ttl_seconds())?,
+        session_cookie(&state, &id, state.sessions.ttl_seconds())?,
     );
     Ok(response)
 }
@@ -469,7 +596,7 @@ pub async fn delete_session(
     let mut response = Json(json!({ "success": true })).into_response();
     response
         .headers_mut()
-        .insert(SET_COOKIE, cookie(&state, "", 0)?);
+        .insert(SET_COOKIE, session_cookie(&state, "", 0)?);
     Ok(response)
 }
 

@@ -29,6 +29,32 @@ impl IntoResponse for PayloadTooLarge {
     }
 }
 
+/// A body of a media type the route does not read: 415 with Medusa's body shape.
+#[derive(Debug)]
+pub struct UnsupportedMediaType {
+    /// The request's `Content-Type`, if it had one.
+    pub given: Option<String>,
+    pub accepted: &'static [super::MediaType],
+}
+
+impl IntoResponse for UnsupportedMediaType {
+    fn into_response(self) -> Response {
+        let accepted: Vec<&str> = self.accepted.iter().map(|m| m.name()).collect();
+        let given = match &self.given {
+            Some(content_type) => format!("'{content_type}'"),
+            None => "no content-type".into(),
+        };
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Json(json!({
+                "type": "invalid_data",
+                "message": format!("Invalid request: the body must be {}, got {given}", accepted.join(" or ")),
+            })),
+        )
+            .into_response()
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
 
 pub fn invalid(message: impl Into<String>) -> ApiError {

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod body;
 pub mod companies;
+pub mod csrf;
 pub mod cursor;
 pub mod customers;
 pub mod error;
@@ -61,8 +62,12 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Slows password guessing per client address and account (in this process).
     pub sign_in_limiter: Arc<shared::auth::limits::SignInLimiter>,
-    /// Session cookies are `Secure; SameSite=None` (behind HTTPS) rather than `SameSite=Lax`.
+    /// Session cookies are marked `Secure` (served over HTTPS only).
     pub secure_cookies: bool,
+    /// The `SameSite` attribute of every cookie this API sets.
+    pub cookie_same_site: auth::SameSite,
+    /// Other origins trusted with cookie sessions and served CORS headers (`ALLOWED_ORIGINS`).
+    pub allowed_origins: csrf::AllowedOrigins,
     /// Bulk import and export, where a file store is configured.
     pub transfer: Option<Transfer>,
 }
@@ -267,6 +272,59 @@ pub struct RouteSpec {
     pub query: &'static [&'static str],
     /// The key of the success envelope, for the OpenAPI document.
     pub response: Response,
+}
+
+/// The media type of a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType {
+    Json,
+    Csv,
+}
+
+impl MediaType {
+    /// The name the OpenAPI document and error messages give.
+    pub fn name(self) -> &'static str {
+        match self {
+            MediaType::Json => "application/json",
+            MediaType::Csv => "text/csv",
+        }
+    }
+
+    /// The media type a `Content-Type` value names (parameters such as `charset` aside), if it
+    /// is one this API reads.
+    pub fn parse(content_type: &str) -> Option<MediaType> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Some(MediaType::Json)
+        } else if essence.eq_ignore_ascii_case("text/csv")
+            || essence.eq_ignore_ascii_case("application/csv")
+        {
+            Some(MediaType::Csv)
+        } else {
+            None
+        }
+    }
+
+    /// The media type of a request's body, from its `Content-Type` header.
+    pub fn of(headers: &axum::http::HeaderMap) -> Option<MediaType> {
+        headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(MediaType::parse)
+    }
+}
+
+impl RouteSpec {
+    /// The media types a request body may have on this route: JSON everywhere (an empty body
+    /// reads as `{}`), and CSV as well on the import route. The content-type check
+    /// ([`csrf::require_declared_media_type`]) and the OpenAPI document both read this, so
+    /// a body type is declared in one place.
+    pub fn body_media_types(&self) -> &'static [MediaType] {
+        match self.route {
+            Route::CreateImport => &[MediaType::Csv, MediaType::Json],
+            _ => &[MediaType::Json],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1267,20 +1325,36 @@ pub fn all_routes() -> Vec<Route> {
     ROUTES.iter().map(|s| s.route).collect()
 }
 
-/// A router serving `routes` with the shared layers: a span per request, the body limit,
-/// panics turned into Medusa's 500, and JSON 404/405s.
+/// A router serving `routes` with the shared layers: a span per request, CORS for the allowed
+/// origins, the body limit, panics turned into Medusa's 500, and JSON 404/405s; and on every
+/// route, the cross-site request checks (declared body types, the origin of cookie requests).
+/// The local server and every Lambda are built here, so all get the same checks.
 pub fn router(state: AppState, routes: &[Route]) -> Router {
     let mut router = Router::new();
     for route in routes {
         router = router.route(spec(*route).path, handler(*route));
     }
-    router
+    // Route layers run after routing, where the matched route (and so its spec) is known.
+    let router = router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::require_trusted_origin,
+        ))
+        .route_layer(axum::middleware::from_fn(csrf::require_declared_media_type))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
-            axum::response::IntoResponse::into_response(ApiError(DomainError::Internal("handler panicked".into())))
-        }))
+            axum::response::IntoResponse::into_response(ApiError(DomainError::Internal(
+                "handler panicked".into(),
+            )))
+        }));
+    // Outside the checks, so that a refusal reaches an allowed origin's page readably.
+    let router = match csrf::cors(&state.allowed_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let route = request
                 .extensions()

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::body::{Field, Kind};
 use super::customers::DEFAULT_FIELDS;
-use super::{Access, ROUTES, Response};
+use super::{Access, MediaType, ROUTES, Response};
 
 fn field_schema(field: &Field) -> Value {
     let mut schema = match field.kind {
@@ -198,6 +198,23 @@ pub fn document() -> Value {
         }
         if let Some(fields) = spec.body {
             operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": body_schema(fields)}}});
+        } else if spec.body_media_types().contains(&MediaType::Csv) {
+            let content: Map<String, Value> = spec
+                .body_media_types()
+                .iter()
+                .map(|media| {
+                    let schema = match media {
+                        MediaType::Csv => json!({"type": "string"}),
+                        MediaType::Json => json!({"type": "object", "additionalProperties": false}),
+                    };
+                    (media.name().to_owned(), json!({ "schema": schema }))
+                })
+                .collect();
+            operation["requestBody"] = json!({"required": false, "content": content});
+        }
+        if spec.method != axum::http::Method::GET {
+            operation["responses"]["415"] =
+                error_response("The body is not of a declared media type");
         }
         let item = paths
             .entry(spec.path.to_owned())

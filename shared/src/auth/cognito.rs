@@ -32,7 +32,7 @@ use crate::store::{Condition, Key, KvStore, StoreError, WriteOp};
 /// Cognito's default refresh-token lifetime; the stored copy expires with it.
 const REFRESH_TTL_SECONDS: i64 = 30 * 24 * 3600;
 /// How long a federated sign-in may take between `{location}` and the callback.
-const STATE_TTL_SECONDS: i64 = 10 * 60;
+pub const STATE_TTL_SECONDS: i64 = 10 * 60;
 
 /// One user pool and its app client, serving one actor type.
 #[derive(Debug, Clone, PartialEq)]
@@ -438,14 +438,15 @@ impl IdentityProvider for CognitoIdentityProvider {
                 condition: Some(Condition::NotExists),
             }])
             .await?;
-        Ok(SignIn::Redirect(format!(
+        let location = format!(
             "{}/oauth2/authorize?identity_provider={}&client_id={}&response_type=code&scope=openid+email+profile&redirect_uri={}&state={}",
             domain.trim_end_matches('/'),
             urlencode(name),
             urlencode(&pool.client_id),
             urlencode(&redirect),
             urlencode(&state),
-        )))
+        );
+        Ok(SignIn::Redirect { location, state })
     }
 
     async fn callback(

@@ -103,8 +103,10 @@ impl AuthContext {
 pub enum SignIn {
     /// `{token}`.
     Token(String),
-    /// `{location}`: a provider that signs people in on its own pages (Google, SAML).
-    Redirect(String),
+    /// `{location}`: a provider that signs people in on its own pages (Google, SAML). `state`
+    /// is the OAuth state in `location`, which the callback must present again; the caller
+    /// binds it to the browser that started the sign-in.
+    Redirect { location: String, state: String },
     /// `{verification_required: true}`: the identity exists but must confirm its email first.
     VerificationRequired,
 }

@@ -2,7 +2,8 @@
 //! refresh, reset, and JWKS verification over real HTTP; plus the token security suite.
 
 use integration_tests::{
-    Backend, CognitoSetup, Reply, TestServer, both_backends, claims, cognito_setup, moto_endpoint,
+    Backend, CognitoSetup, FederatedServer, Reply, TestServer, both_backends, claims,
+    cognito_setup, federated_server, moto_endpoint,
 };
 use serde_json::{Value, json};
 
@@ -497,101 +498,9 @@ both_backends!(
     cognito_token_security_suite,
 );
 
-/// A stand-in for Cognito's hosted UI token endpoint (moto has no hosted UI): it accepts one
-/// code, for the expected client and redirect, and answers with tokens moto issued.
-async fn fake_hosted_ui(client_id: String, access_token: String) -> String {
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        "/oauth2/token",
-        post(
-            move |axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
-                let (client_id, access_token) = (client_id.clone(), access_token.clone());
-                async move {
-                    let ok = form.get("grant_type").map(String::as_str)
-                        == Some("authorization_code")
-                        && form.get("code").map(String::as_str) == Some("good-code")
-                        && form.get("client_id") == Some(&client_id)
-                        && form.get("redirect_uri").map(String::as_str)
-                            == Some("https://shop.example/callback");
-                    if ok {
-                        (
-                            axum::http::StatusCode::OK,
-                            axum::Json(
-                                json!({"access_token": access_token, "token_type": "Bearer"}),
-                            ),
-                        )
-                    } else {
-                        (
-                            axum::http::StatusCode::BAD_REQUEST,
-                            axum::Json(json!({"error": "invalid_grant"})),
-                        )
-                    }
-                }
-            },
-        ),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
-}
-
 async fn federated_sign_in_through_the_hosted_ui(backend: Backend) {
-    let Some(endpoint) = moto_endpoint() else {
-        return;
-    };
-    let mut setup = cognito_setup(&endpoint).await;
-    // The federated user as Cognito would have created it on first Google sign-in.
-    setup
-        .client
-        .admin_create_user()
-        .user_pool_id(&setup.customer_pool)
-        .username("gina@gmail.com")
-        .message_action(aws_sdk_cognitoidentityprovider::types::MessageActionType::Suppress)
-        .send()
-        .await
-        .unwrap();
-    setup
-        .client
-        .admin_set_user_password()
-        .user_pool_id(&setup.customer_pool)
-        .username("gina@gmail.com")
-        .password(PASSWORD)
-        .permanent(true)
-        .send()
-        .await
-        .unwrap();
-    let google_token = setup
-        .client
-        .initiate_auth()
-        .client_id(&setup.customer_client)
-        .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::UserPasswordAuth)
-        .auth_parameters("USERNAME", "gina@gmail.com")
-        .auth_parameters("PASSWORD", PASSWORD)
-        .send()
-        .await
-        .unwrap()
-        .authentication_result()
-        .unwrap()
-        .access_token()
-        .unwrap()
-        .to_owned();
-    let domain = fake_hosted_ui(setup.customer_client.clone(), google_token.clone()).await;
-    for pool in &mut setup.config.pools {
-        if pool.actor_type == "customer" {
-            pool.domain = Some(domain.clone());
-            pool.redirect_uri = Some("https://shop.example/callback".into());
-            pool.federated = vec![("google".into(), "Google".into())];
-        }
-    }
-    let cognito = setup.config.clone();
-    let Some(s) = TestServer::start_with(backend, move |config| {
-        config.auth = functions::config::AuthConfig::Cognito(cognito);
-        config.admin_password = Some(ADMIN_PASSWORD.into());
-    })
-    .await
+    let Some(FederatedServer { s, setup, domain }) =
+        federated_server(backend, ADMIN_PASSWORD, PASSWORD).await
     else {
         return;
     };
@@ -620,6 +529,12 @@ async fn federated_sign_in_through_the_hosted_ui(backend: Backend) {
     );
     assert!(location.contains("redirect_uri=https%3A%2F%2Fshop.example%2Fcallback"));
     let state = location.split("state=").nth(1).unwrap().to_owned();
+    // The browser keeps the cookie that binds the state to it (see csrf_http).
+    let state_cookie = |reply: &Reply| {
+        let set = reply.headers["set-cookie"].to_str().unwrap();
+        set.split(';').next().unwrap().to_owned()
+    };
+    let cookie = state_cookie(&start);
 
     // A forged or unknown state, and a bad code, are refused.
     let forged = s
@@ -627,11 +542,12 @@ async fn federated_sign_in_through_the_hosted_ui(backend: Backend) {
             "GET",
             "/auth/customer/google/callback?code=good-code&state=forged",
             None,
-            &[],
+            &[("cookie", &cookie)],
         )
         .await;
     assert_eq!(forged.status, 401);
     let second = s.request("GET", "/auth/customer/google", None, &[]).await;
+    let cookie2 = state_cookie(&second);
     let state2 = second.body["location"]
         .as_str()
         .unwrap()
@@ -644,7 +560,7 @@ async fn federated_sign_in_through_the_hosted_ui(backend: Backend) {
             "GET",
             &format!("/auth/customer/google/callback?code=bad&state={state2}"),
             None,
-            &[],
+            &[("cookie", &cookie2)],
         )
         .await;
     assert_eq!(bad_code.status, 401, "{}", bad_code.body);
@@ -654,7 +570,7 @@ async fn federated_sign_in_through_the_hosted_ui(backend: Backend) {
             "GET",
             &format!("/auth/customer/google/callback?code=good-code&state={state}"),
             None,
-            &[],
+            &[("cookie", &cookie)],
         )
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
@@ -665,7 +581,7 @@ async fn federated_sign_in_through_the_hosted_ui(backend: Backend) {
             "GET",
             &format!("/auth/customer/google/callback?code=good-code&state={state}"),
             None,
-            &[],
+            &[("cookie", &cookie)],
         )
         .await;
     assert_eq!(replay.status, 401);

@@ -3,6 +3,7 @@
 mod addresses_groups_http;
 mod b2b_http;
 mod cognito_http;
+mod csrf_http;
 mod customers_http;
 mod data_privacy;
 mod dynamo_retries;

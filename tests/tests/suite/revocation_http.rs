@@ -208,7 +208,8 @@ async fn refresh_stops_at_the_absolute_lifetime(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(3100)).await;
     for headers in [
         vec![("authorization", bearer(&refreshed))],
-        vec![("cookie", cookie)],
+        // A browser names the page's origin on a cookie request that changes state.
+        vec![("cookie", cookie), ("origin", s.base.clone())],
     ] {
         let borrowed: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (status, _) = refresh(&s, &borrowed).await;

@@ -554,8 +554,14 @@ async fn staff_auth_sessions_and_password_reset(backend: Backend) {
         .request("GET", "/admin/customers", None, &[("cookie", &cookie)])
         .await;
     assert_eq!(with_cookie.status, 200);
+    // A browser names the page's origin on a cookie request that changes state (csrf_http).
     let ended = s
-        .request("DELETE", "/auth/session", None, &[("cookie", &cookie)])
+        .request(
+            "DELETE",
+            "/auth/session",
+            None,
+            &[("cookie", &cookie), ("origin", &s.base)],
+        )
         .await;
     assert_eq!((ended.status, ended.body), (200, json!({"success": true})));
     let after = s

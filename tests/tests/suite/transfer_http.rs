@@ -226,8 +226,8 @@ async fn bad_rows_go_to_the_error_report(backend: Backend) {
     assert!(rows[3][2].contains("255"), "{:?}", rows[3]);
     let (_, listed) = s.get("/admin/customers").await;
     assert_eq!(listed["count"], json!(93));
-    // The wrong kind of body is a 400 naming it; `{}` makes a job waiting for its file (no
-    // upload URL from a local folder).
+    // A body of a type the route does not declare is a 415 naming it; a JSON body other than
+    // `{}` is a 400; `{}` makes a job waiting for its file (no upload URL from a local folder).
     let post = |content_type: &'static str, body: &'static str| {
         let s = &s;
         async move {
@@ -247,7 +247,7 @@ async fn bad_rows_go_to_the_error_report(backend: Backend) {
         }
     };
     let (status, body) = post("text/plain", "a,b").await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 415);
     assert!(
         body["message"].as_str().unwrap().contains("text/plain"),
         "{body}"
