@@ -63,6 +63,10 @@ pub struct ApiKey {
     pub key_type: KeyType,
     pub last_used_at: Option<String>,
     pub created_by: String,
+    /// A secret key's permissions: its creator's policies when it was made (a key made before
+    /// keys kept them has none here, and acts with its creator's roles as they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Vec<String>>,
     pub created_at: String,
     pub updated_at: String,
     pub revoked_by: Option<String>,
@@ -148,11 +152,14 @@ impl ApiKeyService {
         }
     }
 
+    /// A new key. A secret key acts with `policies` (its creator's, taken by the caller):
+    /// publishable keys have none.
     pub async fn create(
         &self,
         title: &str,
         key_type: KeyType,
         created_by: &str,
+        policies: Vec<String>,
     ) -> DomainResult<ApiKey> {
         let title = title.trim();
         if title.is_empty() || title.chars().count() > MAX_TITLE_LEN {
@@ -173,6 +180,7 @@ impl ApiKeyService {
             key_type,
             last_used_at: None,
             created_by: created_by.to_owned(),
+            policies: (key_type == KeyType::Secret).then_some(policies),
             created_at: now.clone(),
             updated_at: now,
             revoked_by: None,

@@ -7,12 +7,18 @@
 //! | name marker | `ROLENAME#<name>` | same | – |
 //!
 //! Roles live on the staff user record (`USER#<id>`, see `auth::staff`) and are read on each
-//! request, so a change takes effect at once. A secret API key acts as `admin`, as in Medusa.
+//! request, so a change takes effect at once. A secret API key acts with the policies its
+//! creator held when it was made (kept on the key), never more.
+//!
+//! Nobody hands out more than they hold: a role's policies, the roles given to or taken from a
+//! staff user (the caller included) must each be covered by one of the caller's own policies,
+//! and changing a role the caller holds takes `*:*`.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api_keys::ApiKeyService;
 use crate::auth::AuthContext;
 use crate::auth::staff::StaffUsers;
 use crate::customers::normalize_text;
@@ -67,6 +73,21 @@ pub fn covers(policy: &str, permission: Permission) -> bool {
     (resource == "*" || resource == permission.resource)
         && (operation == "*" || operation == permission.operation)
 }
+
+/// Whether `held` covers all that `granted` gives: a wildcard is covered only by the same or a
+/// wider wildcard, since `customer:*` also covers operations that do not exist yet.
+pub fn covers_policy(held: &str, granted: &str) -> bool {
+    let (Some((held_resource, held_operation)), Some((resource, operation))) =
+        (held.split_once(':'), granted.split_once(':'))
+    else {
+        return false;
+    };
+    (held_resource == "*" || held_resource == resource)
+        && (held_operation == "*" || held_operation == operation)
+}
+
+/// The policy that covers every other one: what changing one's own role takes.
+pub const EVERYTHING: &str = "*:*";
 
 /// A policy must name a known resource and operation (or `*`), so a typo is caught at once
 /// rather than silently granting nothing.
@@ -375,34 +396,148 @@ impl RoleService {
         Ok(())
     }
 
+    /// The policies a staff caller acts with, read from the store on each call: a user's
+    /// roles', or a secret key's snapshot. A claim in a token never adds to them.
+    pub async fn holdings(
+        &self,
+        users: &StaffUsers,
+        keys: &ApiKeyService,
+        caller: &AuthContext,
+    ) -> DomainResult<Holdings> {
+        match caller.actor_type.as_str() {
+            "api-key" => {
+                let key = keys.retrieve(&caller.actor_id).await?;
+                match key.policies {
+                    Some(policies) => Ok(Holdings {
+                        policies,
+                        source: format!("API key {}", key.id),
+                    }),
+                    // A key made before keys kept their policies: its creator's, as they are
+                    // now (nothing when the creator is gone).
+                    None => {
+                        let roles = users.roles_of(&key.created_by).await?.unwrap_or_default();
+                        Ok(Holdings {
+                            policies: self.policies_of_roles(&roles).await?,
+                            source: format!("API key {} (its creator's roles)", key.id),
+                        })
+                    }
+                }
+            }
+            "user" => {
+                let roles = users.roles_of(&caller.actor_id).await?.unwrap_or_default();
+                Ok(Holdings {
+                    policies: self.policies_of_roles(&roles).await?,
+                    source: if roles.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        roles.join(", ")
+                    },
+                })
+            }
+            _ => Ok(Holdings {
+                policies: Vec::new(),
+                source: "none".to_owned(),
+            }),
+        }
+    }
+
+    async fn policies_of_roles(&self, role_ids: &[String]) -> DomainResult<Vec<String>> {
+        Ok(self
+            .resolve(role_ids)
+            .await?
+            .into_iter()
+            .flat_map(|r| r.policies)
+            .collect())
+    }
+
     /// Whether the caller may do `permission`; a 403 naming what is missing otherwise.
     pub async fn authorize(
         &self,
         users: &StaffUsers,
+        keys: &ApiKeyService,
         caller: &AuthContext,
         permission: Permission,
     ) -> DomainResult<()> {
-        let role_ids = match caller.actor_type.as_str() {
-            "api-key" => vec![ADMIN.to_owned()],
-            "user" => users.roles_of(&caller.actor_id).await?.unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let roles = self.resolve(&role_ids).await?;
-        if roles
-            .iter()
-            .flat_map(|r| r.policies.iter())
-            .any(|p| covers(p, permission))
-        {
+        let holdings = self.holdings(users, keys, caller).await?;
+        if holdings.policies.iter().any(|p| covers(p, permission)) {
             return Ok(());
         }
         Err(DomainError::Forbidden(format!(
             "You are not allowed to perform this action: it needs {permission}, which your roles ({}) do not grant",
-            if role_ids.is_empty() {
-                "none".to_owned()
-            } else {
-                role_ids.join(", ")
-            }
+            holdings.source
         )))
+    }
+
+    /// Refuses (403, nothing changed) giving or taking the roles `role_ids` unless the caller
+    /// could hand out every policy in them.
+    pub async fn check_roles_grantable(
+        &self,
+        holdings: &Holdings,
+        role_ids: &[String],
+    ) -> DomainResult<()> {
+        for role in self.resolve(role_ids).await? {
+            if let Err(policy) = holdings.grantable(&role.policies) {
+                return Err(DomainError::Forbidden(format!(
+                    "You are not allowed to assign or remove role {}: it grants {policy}, which your roles ({}) do not",
+                    role.id, holdings.source
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses (403) a change to role `id` by a caller who holds it, unless it holds `*:*`:
+    /// otherwise widening one's own role would be a way past [`Holdings::grantable`]'s check
+    /// when the caller is also the only one who reviews it.
+    pub async fn check_not_own_role(
+        &self,
+        users: &StaffUsers,
+        caller: &AuthContext,
+        holdings: &Holdings,
+        id: &str,
+    ) -> DomainResult<()> {
+        if caller.actor_type != "user" || holdings.policies.iter().any(|p| p == EVERYTHING) {
+            return Ok(());
+        }
+        let own = users.roles_of(&caller.actor_id).await?.unwrap_or_default();
+        if own.iter().any(|r| r == id) {
+            return Err(DomainError::Forbidden(format!(
+                "You are not allowed to change role {id}: you hold it, and changing one's own role needs admin"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a staff caller acts with, and where that comes from (for messages).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holdings {
+    pub policies: Vec<String>,
+    pub source: String,
+}
+
+impl Holdings {
+    /// `Err(policy)` names the first of `policies` the caller does not cover.
+    pub fn grantable<'a>(&self, policies: &'a [String]) -> Result<(), &'a str> {
+        match policies.iter().find(|granted| {
+            !self
+                .policies
+                .iter()
+                .any(|held| covers_policy(held, granted))
+        }) {
+            Some(missing) => Err(missing),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Holdings::grantable`] as the API's 403.
+    pub fn check_grantable(&self, policies: &[String]) -> DomainResult<()> {
+        self.grantable(policies).map_err(|policy| {
+            DomainError::Forbidden(format!(
+                "You are not allowed to grant {policy}: your roles ({}) do not",
+                self.source
+            ))
+        })
     }
 }
 
@@ -443,6 +578,47 @@ mod tests {
         assert!(!covers("*:read", p("role", "create")));
         assert!(covers("*:*", p("user", "update")));
         assert!(!covers("nonsense", p("user", "update")));
+    }
+
+    #[test]
+    fn only_what_is_held_can_be_granted() {
+        let held = |policies: &[&str]| Holdings {
+            policies: policies.iter().map(|p| p.to_string()).collect(),
+            source: "test".into(),
+        };
+        let granted =
+            |policies: &[&str]| policies.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let manager = held(&["customer:*", "role:read"]);
+        assert!(
+            manager
+                .grantable(&granted(&["customer:read", "customer:*"]))
+                .is_ok()
+        );
+        assert!(manager.grantable(&granted(&["role:read"])).is_ok());
+        assert_eq!(
+            manager.grantable(&granted(&["customer:read", "role:update"])),
+            Err("role:update")
+        );
+        assert_eq!(manager.grantable(&granted(&["*:read"])), Err("*:read"));
+        assert_eq!(manager.grantable(&granted(&["*:*"])), Err("*:*"));
+        // A wildcard is covered only by a wildcard, even by a union of every concrete policy.
+        let readers = held(&[
+            "customer:read",
+            "customer_address:read",
+            "customer_group:read",
+        ]);
+        assert_eq!(
+            readers.grantable(&granted(&["customer:*"])),
+            Err("customer:*")
+        );
+        let admin = held(&["*:*"]);
+        assert!(admin.grantable(&granted(&["*:*", "user:update"])).is_ok());
+        assert!(held(&[]).grantable(&granted(&["customer:read"])).is_err());
+        assert!(
+            held(&["nonsense"])
+                .grantable(&granted(&["customer:read"]))
+                .is_err()
+        );
     }
 
     #[test]

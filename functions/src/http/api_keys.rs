@@ -69,9 +69,20 @@ pub async fn create(
             text("type")
         ))
     })?;
+    // A secret key acts with what its creator holds now, never more (nor `admin`).
+    let policies = match key_type {
+        KeyType::Secret => {
+            state
+                .roles
+                .holdings(&state.staff_users, &state.api_keys, &actor)
+                .await?
+                .policies
+        }
+        KeyType::Publishable => Vec::new(),
+    };
     let key = state
         .api_keys
-        .create(text("title"), key_type, &actor.actor_id)
+        .create(text("title"), key_type, &actor.actor_id, policies)
         .await?;
     Ok(Json(json!({ "api_key": key })))
 }

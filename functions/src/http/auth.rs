@@ -188,7 +188,7 @@ impl FromRequestParts<AppState> for Staff {
             Some(super::policy::Policy::Requires(permission)) => {
                 state
                     .roles
-                    .authorize(&state.staff_users, &context, permission)
+                    .authorize(&state.staff_users, &state.api_keys, &context, permission)
                     .await?
             }
             Some(super::policy::Policy::AnyStaff) => {}

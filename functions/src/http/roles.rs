@@ -4,8 +4,9 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 use shared::DomainError;
+use shared::auth::AuthContext;
 use shared::auth::staff::StaffPatch;
-use shared::roles::RolePatch;
+use shared::roles::{Holdings, RolePatch, check_policy};
 
 use super::AppState;
 use super::auth::Staff;
@@ -67,18 +68,34 @@ pub async fn list(
     ))
 }
 
+/// The caller's policies, for the checks that nobody hands out more than they hold.
+async fn holdings(state: &AppState, caller: &AuthContext) -> ApiResult<Holdings> {
+    Ok(state
+        .roles
+        .holdings(&state.staff_users, &state.api_keys, caller)
+        .await?)
+}
+
+/// Policies that are well formed (a 400 otherwise) and that the caller holds (a 403 otherwise).
+fn check_policies(holdings: &Holdings, policies: &[String]) -> ApiResult<()> {
+    policies.iter().try_for_each(|p| check_policy(p))?;
+    Ok(holdings.check_grantable(policies)?)
+}
+
 pub async fn create(
     State(state): State<AppState>,
-    _staff: Staff,
+    Staff(caller): Staff,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let body = validate(body, CREATE_BODY)?;
+    let policies = string_list(&body, "policies").unwrap_or_default();
+    check_policies(&holdings(&state, &caller).await?, &policies)?;
     let role = state
         .roles
         .create(
             body.get("name").and_then(Value::as_str).unwrap_or_default(),
             text_change(&body, "description").flatten(),
-            string_list(&body, "policies").unwrap_or_default(),
+            policies,
         )
         .await?;
     Ok(Json(json!({ "role": role })))
@@ -94,7 +111,7 @@ pub async fn retrieve(
 
 pub async fn update(
     State(state): State<AppState>,
-    _staff: Staff,
+    Staff(caller): Staff,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
@@ -104,6 +121,20 @@ pub async fn update(
         description: text_change(&body, "description"),
         policies: string_list(&body, "policies"),
     };
+    // A role above the caller is not the caller's to change, nor its own role (unless admin),
+    // nor may the change give more than the caller holds.
+    let current = state.roles.retrieve(&id).await?;
+    let holdings = holdings(&state, &caller).await?;
+    state
+        .roles
+        .check_not_own_role(&state.staff_users, &caller, &holdings, &id)
+        .await?;
+    if !current.is_built_in {
+        holdings.check_grantable(&current.policies)?;
+    }
+    if let Some(policies) = &patch.policies {
+        check_policies(&holdings, policies)?;
+    }
     Ok(Json(
         json!({ "role": state.roles.update(&id, &patch).await? }),
     ))
@@ -135,7 +166,7 @@ pub async fn list_users(
 
 pub async fn create_user(
     State(state): State<AppState>,
-    _staff: Staff,
+    Staff(caller): Staff,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     let body = validate(body, CREATE_USER_BODY)?;
@@ -152,6 +183,10 @@ pub async fn create_user(
         return Err(invalid("Field 'roles' must name at least one role"));
     }
     state.roles.check_ids(&roles).await?;
+    state
+        .roles
+        .check_roles_grantable(&holdings(&state, &caller).await?, &roles)
+        .await?;
     let password = body.get("password").and_then(Value::as_str);
     let id = identity.create_staff_user(email, password, &roles).await?;
     let patch = StaffPatch {
@@ -189,7 +224,7 @@ pub async fn get_user(
 
 pub async fn update_user(
     State(state): State<AppState>,
-    _staff: Staff,
+    Staff(caller): Staff,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
@@ -200,6 +235,19 @@ pub async fn update_user(
             return Err(invalid("Field 'roles' must name at least one role"));
         }
         state.roles.check_ids(roles).await?;
+        // Every role given or taken (one's own included) must be one the caller could hand out:
+        // no one rises above the caller, and no one above it is brought down.
+        let current = state.staff_users.retrieve(&id).await?.roles;
+        let changed: Vec<String> = roles
+            .iter()
+            .filter(|r| !current.contains(r))
+            .chain(current.iter().filter(|r| !roles.contains(r)))
+            .cloned()
+            .collect();
+        state
+            .roles
+            .check_roles_grantable(&holdings(&state, &caller).await?, &changed)
+            .await?;
     }
     let patch = StaffPatch {
         first_name: text_change(&body, "first_name"),

@@ -72,11 +72,13 @@ impl SignInFacts {
 
 impl AuthContext {
     /// Reads Medusa's claims. Missing `actor_id` means "not linked yet", as in a fresh registration.
+    /// Only a customer or a staff user can be claimed: a secret API key is an actor only when
+    /// its key is looked up in the store, so a token saying `api-key` (or anything else) is none.
     pub fn from_claims(claims: &Map<String, Value>) -> Option<AuthContext> {
         let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         Some(AuthContext {
             actor_id: text("actor_id").unwrap_or_default(),
-            actor_type: text("actor_type")?,
+            actor_type: text("actor_type").filter(|t| ACTOR_TYPES.contains(&t.as_str()))?,
             auth_identity_id: text("auth_identity_id").unwrap_or_default(),
             app_metadata: claims
                 .get("app_metadata")

@@ -213,7 +213,26 @@ async fn staff_roles_apply_behind_the_authorizer(backend: Backend) {
     assert_eq!(status, 200);
 }
 
-both_backends!(staff_roles_apply_behind_the_authorizer);
+/// Only a key looked up in the store makes a caller a secret API key: claims that say
+/// `api-key` (from any issuer the authorizer let through) are no caller at all.
+async fn api_key_claims_make_no_caller(backend: Backend) {
+    let lambdas = Lambdas::new(backend).await;
+    let forged = fixture("create-customer.json", "")
+        .replace("\"actor_type\": \"user\"", "\"actor_type\": \"api-key\"")
+        .replace("user_01M8BG77ZYM8TPMS04Z034K497", "apk_forged");
+    assert!(forged.contains("api-key"));
+    let (status, body) = lambdas.invoke_event(Route::CreateCustomer, &forged).await;
+    assert_eq!(status, 401, "{body}");
+    let (_, listed) = lambdas
+        .invoke(Route::ListCustomers, "list-customers.json", "")
+        .await;
+    assert_eq!(listed["count"], json!(0), "the forged create wrote nothing");
+}
+
+both_backends!(
+    staff_roles_apply_behind_the_authorizer,
+    api_key_claims_make_no_caller
+);
 
 /// A shopper's route behind the customer pool's JWT authorizer: Cognito's access-token claims
 /// (no Medusa claims when no trigger added them) reach the customer through the identity link.
@@ -239,7 +258,12 @@ async fn store_lambda_maps_customer_pool_claims(backend: Backend) {
         .expect("state");
     let key = state
         .api_keys
-        .create("web", shared::api_keys::KeyType::Publishable, "user_x")
+        .create(
+            "web",
+            shared::api_keys::KeyType::Publishable,
+            "user_x",
+            Vec::new(),
+        )
         .await
         .unwrap();
     let sub = "0c9d8e7f-aaaa-4bbb-8ccc-dddddddddddd";

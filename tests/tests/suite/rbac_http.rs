@@ -373,7 +373,208 @@ async fn custom_roles_and_staff_users(backend: Backend) {
     assert_eq!(r.status, 403, "{}", r.body);
 }
 
-both_backends!(custom_roles_and_staff_users);
+/// A role with these policies, made by the admin; returns its id.
+async fn role(s: &TestServer, name: &str, policies: &[&str]) -> String {
+    let (status, body) = s
+        .post("/admin/roles", json!({"name": name, "policies": policies}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["role"]["id"].as_str().unwrap().to_owned()
+}
+
+fn secret_key_header(token: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{token}:"))
+    )
+}
+
+/// Nobody hands out more than they hold: not by editing their own (or anyone's) roles, not by
+/// making a role, not by minting a secret key. Each refusal is a 403 that changes nothing.
+async fn nobody_hands_out_more_than_they_hold(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let (_, me) = s.get("/admin/users/me").await;
+    let admin_id = me["user"]["id"].as_str().unwrap().to_owned();
+    let user_manager = role(&s, "User manager", &["user:*", "role:read"]).await;
+    let role_editor = role(&s, "Role editor", &["role:*", "customer:read"]).await;
+    let key_maker = role(&s, "Key maker", &["api_key:*", "customer:read"]).await;
+    let denied = |reply: &integration_tests::Reply, what: &str| {
+        assert_eq!(reply.status, 403, "{what}: {}", reply.body);
+        assert_eq!(reply.body["type"], json!("not_allowed"), "{what}");
+    };
+
+    // user:update makes nobody an admin, itself included, and brings no admin down.
+    let token = s.staff_token("users@staff.test", &[&user_manager]).await;
+    let own_id = s.call_as(&token, "GET", "/admin/users/me", None).await.body["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, users_before) = s.get("/admin/users").await;
+    for (path, body) in [
+        (
+            format!("/admin/users/{own_id}"),
+            json!({"roles": ["admin"]}),
+        ),
+        (
+            format!("/admin/users/{own_id}"),
+            json!({"roles": [user_manager, role_editor]}),
+        ),
+        (
+            format!("/admin/users/{admin_id}"),
+            json!({"roles": ["viewer"]}),
+        ),
+        (
+            "/admin/users".to_owned(),
+            json!({"email": "boss@staff.test", "password": "supersecret", "roles": ["admin"]}),
+        ),
+    ] {
+        let reply = s.call_as(&token, "POST", &path, Some(body.clone())).await;
+        denied(&reply, &format!("{path} {body}"));
+    }
+    let (_, users_after) = s.get("/admin/users").await;
+    assert_eq!(users_after, users_before, "no user changed or created");
+    // What it holds, it may give.
+    let peer = s
+        .call_as(
+            &token,
+            "POST",
+            "/admin/users",
+            Some(json!({"email": "peer@staff.test", "password": "supersecret", "roles": [user_manager]})),
+        )
+        .await;
+    assert_eq!(peer.status, 200, "{}", peer.body);
+
+    // role:update widens no role, its own least of all; role:create makes no `*:*` role.
+    let token = s.staff_token("roles@staff.test", &[&role_editor]).await;
+    let (_, roles_before) = s.get("/admin/roles").await;
+    for (path, body) in [
+        (
+            "/admin/roles".to_owned(),
+            json!({"name": "God", "policies": ["*:*"]}),
+        ),
+        (
+            "/admin/roles".to_owned(),
+            json!({"name": "Readers", "policies": ["*:read"]}),
+        ),
+        (
+            format!("/admin/roles/{role_editor}"),
+            json!({"policies": ["*:*"]}),
+        ),
+        (
+            format!("/admin/roles/{role_editor}"),
+            json!({"description": "mine"}),
+        ),
+        (
+            format!("/admin/roles/{user_manager}"),
+            json!({"policies": ["role:read"]}),
+        ),
+        (
+            format!("/admin/roles/{key_maker}"),
+            json!({"policies": ["customer:read", "api_key:*", "customer:*"]}),
+        ),
+    ] {
+        let reply = s.call_as(&token, "POST", &path, Some(body.clone())).await;
+        denied(&reply, &format!("{path} {body}"));
+    }
+    let (_, roles_after) = s.get("/admin/roles").await;
+    assert_eq!(roles_after, roles_before, "no role changed or created");
+    // A typo is still a 400; what it holds, it may grant.
+    let typo = s
+        .call_as(
+            &token,
+            "POST",
+            "/admin/roles",
+            Some(json!({"name": "T", "policies": ["customer:write"]})),
+        )
+        .await;
+    assert_eq!(typo.status, 400, "{}", typo.body);
+    let fine = s
+        .call_as(
+            &token,
+            "POST",
+            "/admin/roles",
+            Some(json!({"name": "Readers", "policies": ["customer:read", "role:read"]})),
+        )
+        .await;
+    assert_eq!(fine.status, 200, "{}", fine.body);
+
+    // A secret key acts with its maker's policies, shown on the key, not as admin.
+    let token = s.staff_token("keys@staff.test", &[&key_maker]).await;
+    let made = s
+        .call_as(
+            &token,
+            "POST",
+            "/admin/api-keys",
+            Some(json!({"title": "ERP", "type": "secret"})),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert_eq!(
+        made.body["api_key"]["policies"],
+        json!(["api_key:*", "customer:read"])
+    );
+    let key = secret_key_header(made.body["api_key"]["token"].as_str().unwrap());
+    let as_key = |method: &'static str, path: &'static str, body: Option<Value>| {
+        let key = key.clone();
+        let s = &s;
+        async move {
+            s.request(method, path, body, &[("authorization", &key)])
+                .await
+        }
+    };
+    assert_eq!(as_key("GET", "/admin/customers", None).await.status, 200);
+    denied(
+        &as_key(
+            "POST",
+            "/admin/customers",
+            Some(json!({"email": "k@example.com"})),
+        )
+        .await,
+        "a key-maker's key creates customers",
+    );
+    denied(
+        &as_key(
+            "POST",
+            "/admin/users",
+            Some(json!({"email": "k@staff.test", "password": "supersecret", "roles": ["admin"]})),
+        )
+        .await,
+        "a key-maker's key creates an admin",
+    );
+    let (_, customers) = s.get("/admin/customers").await;
+    assert_eq!(customers["count"], json!(0));
+    // The admin's own key still does what the admin does.
+    let (_, admins) = s
+        .post("/admin/api-keys", json!({"title": "Ops", "type": "secret"}))
+        .await;
+    assert_eq!(admins["api_key"]["policies"], json!(["*:*"]));
+    let admin_key = secret_key_header(admins["api_key"]["token"].as_str().unwrap());
+    let created = s
+        .request(
+            "POST",
+            "/admin/customers",
+            Some(json!({"email": "ops@example.com"})),
+            &[("authorization", &admin_key)],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    // The admin may change anything, its own role included.
+    let (status, _) = s
+        .post(
+            &format!("/admin/users/{own_id}"),
+            json!({"roles": ["viewer"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+both_backends!(
+    custom_roles_and_staff_users,
+    nobody_hands_out_more_than_they_hold
+);
 
 mod matrix {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
