@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark of a sign-in flood (issue 20: "Sign-in floods exhaust memory"): fires ATTEMPTS
+# Benchmark of a sign-in flood (password hashing must not exhaust memory): fires ATTEMPTS
 # (default 200) concurrent POST /auth/customer/emailpass with unknown emails at the local
 # server, each from its own loopback address by default (SOURCES=1: all from one), so that the
 # per-address limit does not cut the flood short and the hashing pool is what bounds it. While
