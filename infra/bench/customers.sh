@@ -16,7 +16,9 @@ PORT=${BENCH_PORT:-9300}
 WORK=$(mktemp -d)
 BIN=$ROOT/target/server
 LAMBDA_BIN=$ROOT/target/release
-trap 'kill ${SERVER_PID:-0} ${MOTO_PID:-0} 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# Only the processes this script started: `kill 0` would signal the whole process group.
+stop_started() { for pid in ${SERVER_PID:-} ${MOTO_PID:-}; do kill "$pid" 2>/dev/null || true; done; }
+trap 'stop_started; rm -rf "$WORK"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is required: apt-get install wrk"; exit 1; }
 echo "==> release builds: the local server (profile server, for speed), get-customer (release, as Lambda ships it)"

@@ -10,7 +10,8 @@ COUNT=${COUNT:-100000}
 PORT=${BENCH_PORT:-9301}
 WORK=$(mktemp -d)
 BIN=$ROOT/target/server
-trap 'kill ${SERVER_PID:-0} 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# Only the server this script started: `kill 0` would signal the whole process group.
+trap 'if [ -n "${SERVER_PID:-}" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 [ -x "$BIN/local-server" ] || cargo build --profile server -p functions --bin local-server
 export DATA_DIR=$WORK/data ADMIN_EMAIL=bench@example.com ADMIN_PASSWORD=bench-password RUST_LOG=warn
 "$BIN/local-server" seed-customers "$COUNT" >/dev/null

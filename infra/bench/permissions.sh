@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 TOOLS=${TOOLS:-$HOME/.cache/customer-module/tools}
 PORT=${MOTO_PORT:-5077}
-trap 'kill ${MOTO_PID:-0} 2>/dev/null || true' EXIT
+# Only the moto this script started: `kill 0` would signal the whole process group.
+trap 'if [ -n "${MOTO_PID:-}" ]; then kill "$MOTO_PID" 2>/dev/null || true; fi' EXIT
 if [ -z "${AWS_ENDPOINT_URL:-}" ] && [ -x "$TOOLS/bin/python" ]; then
   "$TOOLS/bin/python" infra/moto_server.py -H 127.0.0.1 -p "$PORT" >/dev/null 2>&1 &
   MOTO_PID=$!

@@ -14,7 +14,8 @@ ROOT=$PWD
 WORK=$(mktemp -d)
 BIN=$ROOT/target/server/local-server
 SIZES=${SIZES:-"100000 1000000"}
-trap 'kill ${MOTO_PID:-0} 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# Only the moto this script started: `kill 0` would signal the whole process group.
+trap 'if [ -n "${MOTO_PID:-}" ]; then kill "$MOTO_PID" 2>/dev/null || true; fi; rm -rf "$WORK"' EXIT
 
 echo "==> release build"
 cargo build --profile server -p functions --bin local-server 2>&1 | tail -1
