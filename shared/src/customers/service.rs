@@ -114,23 +114,34 @@ impl CustomerService {
 
     /// The customer of a signed-up identity, created or linked on its behalf (Cognito's
     /// sign-up and token triggers): an existing customer with an account and this email is
-    /// linked; otherwise one is created, left for the identity's own registration to claim.
-    /// Idempotent: a second delivery finds the link.
+    /// linked only when the identity proved it owns the email (`email_proven`), else the
+    /// identity stays unlinked (`None`); with no such customer, one is created, left for the
+    /// identity's own registration to claim. Idempotent: a second delivery finds the link.
     pub async fn ensure_for_identity(
         &self,
         auth_identity_id: &str,
         email: &str,
         first_name: Option<String>,
         last_name: Option<String>,
-    ) -> DomainResult<String> {
+        email_proven: bool,
+    ) -> DomainResult<Option<String>> {
         let store = self.repo.store();
         for _ in 0..UPDATE_ATTEMPTS {
             if let Some(link) =
                 crate::auth::links::link(&store, auth_identity_id, "customer").await?
             {
-                return Ok(link.actor_id);
+                return Ok(Some(link.actor_id));
             }
             if let Some(existing) = self.repo.account_by_email(email).await? {
+                if !email_proven {
+                    // Anyone may claim an email they cannot prove: joining its account would
+                    // hand that account over. The identity stays unlinked.
+                    tracing::warn!(
+                        customer_id = %existing,
+                        "an identity with an unproven email was not linked to the account holding it"
+                    );
+                    return Ok(None);
+                }
                 match store
                     .transact(crate::auth::links::link_ops(
                         auth_identity_id,
@@ -157,7 +168,7 @@ impl CustomerService {
                 })
                 .await
             {
-                Ok(customer) => return Ok(customer.id),
+                Ok(customer) => return Ok(Some(customer.id)),
                 // Someone else created or linked it meanwhile: look again.
                 Err(DomainError::Duplicate(_)) => continue,
                 Err(DomainError::InvalidData(m))
