@@ -268,12 +268,11 @@ impl UserDirectory for CognitoDirectory {
         pool_id: &str,
         email: &str,
     ) -> DomainResult<Option<String>> {
-        let escaped = email.replace('\\', "\\\\").replace('"', "\\\"");
         let users = self
             .0
             .list_users()
             .user_pool_id(pool_id)
-            .filter(format!("email = \"{escaped}\""))
+            .filter(super::cognito::list_users_filter("email", email))
             .send()
             .await
             .map_err(|e| DomainError::Unavailable(format!("Cognito ListUsers: {e}")))?;

@@ -45,15 +45,30 @@ impl CustomerService {
     /// A shopper's own registration (`POST /store/customers`): a customer with an account,
     /// linked to the signed-in identity in the same transaction, so a retry after a failure
     /// neither duplicates the customer nor leaves it unlinked.
+    ///
+    /// The customer's email is the identity's own (`identity_email`, from its provider): an
+    /// omitted email takes it, any other is refused before anything is written, so that
+    /// nobody claims someone else's address and locks its owner out.
     pub async fn register(
         &self,
         auth_identity_id: &str,
+        identity_email: Option<&str>,
         mut draft: CustomerDraft,
     ) -> DomainResult<Customer> {
-        if draft.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
+        let Some(identity_email) = identity_email.map(str::trim).filter(|e| !e.is_empty()) else {
             return Err(DomainError::InvalidData(
-                "Email is required to create a customer".into(),
+                "The signed-in identity has no email address to register a customer with.".into(),
             ));
+        };
+        match draft.email.as_deref().map(str::trim) {
+            None | Some("") => draft.email = Some(identity_email.to_owned()),
+            Some(email)
+                if super::normalize_email(email) == super::normalize_email(identity_email) => {}
+            Some(_) => {
+                return Err(DomainError::InvalidData(
+                    "Field 'email' must be the email address you signed in with.".into(),
+                ));
+            }
         }
         draft.has_account = true;
         let store = self.repo.store();
@@ -66,7 +81,7 @@ impl CustomerService {
             // Checked first for the clearer answer; the link's condition in the transaction
             // still settles a race between two registrations of one identity.
             Some(_) => {
-                return Err(DomainError::InvalidData(
+                return Err(DomainError::Duplicate(
                     super::repository::EXTRA_CONDITION_FAILED.into(),
                 ));
             }
@@ -105,7 +120,7 @@ impl CustomerService {
             .await;
         match claimed {
             Ok(()) => Ok(customer),
-            Err(crate::store::StoreError::ConditionFailed { .. }) => Err(DomainError::InvalidData(
+            Err(crate::store::StoreError::ConditionFailed { .. }) => Err(DomainError::Duplicate(
                 super::repository::EXTRA_CONDITION_FAILED.into(),
             )),
             Err(e) => Err(e.into()),
@@ -169,13 +184,9 @@ impl CustomerService {
                 .await
             {
                 Ok(customer) => return Ok(Some(customer.id)),
-                // Someone else created or linked it meanwhile: look again.
+                // Someone else created or linked it meanwhile (the email's account, or the
+                // identity's link): look again.
                 Err(DomainError::Duplicate(_)) => continue,
-                Err(DomainError::InvalidData(m))
-                    if m == super::repository::EXTRA_CONDITION_FAILED =>
-                {
-                    continue;
-                }
                 Err(e) => return Err(e),
             }
         }

@@ -409,12 +409,21 @@ async fn post_confirmation_creates_the_customer_once_and_registration_claims_it(
         last_name: Some("Poste".into()),
         ..Default::default()
     };
-    let claimed = ctx.customers.register(sub, draft.clone()).await.unwrap();
+    let own_email = Some("paula@example.com");
+    let claimed = ctx
+        .customers
+        .register(sub, own_email, draft.clone())
+        .await
+        .unwrap();
     assert_eq!(
         (claimed.id.clone(), claimed.last_name.as_deref()),
         (customer.id.clone(), Some("Poste"))
     );
-    let again = ctx.customers.register(sub, draft).await.unwrap_err();
+    let again = ctx
+        .customers
+        .register(sub, own_email, draft)
+        .await
+        .unwrap_err();
     assert_eq!(
         again.to_string(),
         "Request already authenticated as a customer."
