@@ -49,8 +49,9 @@ impl TriggerContext {
     }
 }
 
-/// `ACTOR_TYPE` (`customer` or `user`), `AUTO_CONFIRM`, `CREATE_CUSTOMERS` (default true) and
-/// `TRUSTED_EMAIL_PROVIDERS` (comma list of identity provider names).
+/// `ACTOR_TYPE` (`customer` or `user`), `AUTO_CONFIRM` and `CREATE_CUSTOMERS` (default true).
+/// No provider is trusted for its emails by configuration: a SAML IdP vouches only for its own
+/// company's `email_domains`.
 pub fn settings_from(get: impl Fn(&str) -> Option<String>) -> Result<TriggerSettings, ConfigError> {
     let flag = |name: &str, default: bool| -> Result<bool, ConfigError> {
         match get(name).as_deref() {
@@ -72,13 +73,6 @@ pub fn settings_from(get: impl Fn(&str) -> Option<String>) -> Result<TriggerSett
         actor_type,
         auto_confirm: flag("AUTO_CONFIRM", false)?,
         create_customers: flag("CREATE_CUSTOMERS", true)?,
-        trusted_email_providers: get("TRUSTED_EMAIL_PROVIDERS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect(),
     })
 }
 
@@ -91,7 +85,13 @@ pub async fn handle(
 ) -> Result<Value, shared::DomainError> {
     match trigger {
         Trigger::PreSignUp => {
-            triggers::pre_sign_up(event, context.directory.as_ref(), &context.settings).await
+            triggers::pre_sign_up(
+                event,
+                context.directory.as_ref(),
+                &context.companies,
+                &context.settings,
+            )
+            .await
         }
         Trigger::PostConfirmation => {
             triggers::post_confirmation(event, &context.customers, &context.settings).await

@@ -949,6 +949,19 @@ impl CompanyService {
             .filter(|c| !c.is_deleted()))
     }
 
+    /// Whether `email` is in the `email_domains` of the company whose SAML identity provider is
+    /// `provider`: the only emails a company's IdP may vouch for, since it can assert any.
+    pub async fn provider_vouches_for(&self, provider: &str, email: &str) -> DomainResult<bool> {
+        let Some((_, domain)) = email.trim().rsplit_once('@') else {
+            return Ok(false);
+        };
+        let domain = domain.to_lowercase();
+        Ok(self
+            .company_by_marker(saml_marker(provider))
+            .await?
+            .is_some_and(|c| c.email_domains.contains(&domain)))
+    }
+
     /// Joins a customer to a company on sign-in: the company of the SAML identity provider it
     /// signed in through, else the company owning its verified email's domain when that
     /// company allows it. A customer already in a company stays where it is.

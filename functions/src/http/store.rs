@@ -110,8 +110,8 @@ pub async fn register(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Value>> {
     if !context.actor_id.is_empty() {
-        return Err(ApiError(DomainError::InvalidData(
-            "Request already authenticated as a customer.".into(),
+        return Err(ApiError(DomainError::Duplicate(
+            shared::customers::EXTRA_CONDITION_FAILED.into(),
         )));
     }
     let selection = selection(raw)?;
@@ -126,9 +126,19 @@ pub async fn register(
         metadata: record_change(&body, "metadata").flatten(),
         has_account: true,
     };
+    // The provider knows the identity's email; a deployment without one (an external
+    // issuer) cannot tie a registration to an address, and refuses it.
+    let identity_email = match &state.identity {
+        Some(provider) => {
+            provider
+                .identity_email(&context.actor_type, &context.auth_identity_id)
+                .await?
+        }
+        None => None,
+    };
     let customer = state
         .customers
-        .register(&context.auth_identity_id, draft)
+        .register(&context.auth_identity_id, identity_email.as_deref(), draft)
         .await?;
     Ok(Json(
         json!({ "customer": render_customer(&state, &customer, &selection).await? }),

@@ -81,6 +81,12 @@ pub struct CognitoIdentityProvider {
     auto_confirm: bool,
 }
 
+/// A `ListUsers` filter matching `attribute` exactly, with `value` quoted as Cognito wants.
+pub(crate) fn list_users_filter(attribute: &str, value: &str) -> String {
+    let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("{attribute} = \"{escaped}\"")
+}
+
 fn invalid_login() -> DomainError {
     DomainError::Unauthorized("Invalid email or password".into())
 }
@@ -339,6 +345,32 @@ impl IdentityProvider for CognitoIdentityProvider {
                 .collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// The pool user's `email`: verified by the emailed code (unless sign-ups are
+    /// auto-confirmed), or given by the federated provider.
+    async fn identity_email(
+        &self,
+        actor_type: &str,
+        auth_identity_id: &str,
+    ) -> DomainResult<Option<String>> {
+        let (pool, _) = self.pool(actor_type)?;
+        let users = self
+            .client
+            .list_users()
+            .user_pool_id(&pool.pool_id)
+            .filter(list_users_filter("sub", auth_identity_id))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| cognito_error(&e))?;
+        Ok(users.users().first().and_then(|user| {
+            user.attributes()
+                .iter()
+                .find(|a| a.name() == "email")
+                .and_then(|a| a.value())
+                .map(str::to_owned)
+        }))
     }
 
     async fn register(

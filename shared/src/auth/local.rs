@@ -270,6 +270,7 @@ impl LocalIdentityProvider {
                     "auth_identity",
                     object(serde_json::json!({
                         "id": identity_id, "app_metadata": {}, "created_at": now,
+                        "email": email_key,
                     })),
                 ),
                 condition: Some(Condition::NotExists),
@@ -312,6 +313,19 @@ impl IdentityProvider for LocalIdentityProvider {
 
     fn providers(&self, _actor_type: &str) -> Vec<String> {
         vec![PROVIDER.to_owned()]
+    }
+
+    /// The emailpass identity's email (Medusa's `entity_id`), kept on the identity.
+    async fn identity_email(
+        &self,
+        _actor_type: &str,
+        auth_identity_id: &str,
+    ) -> DomainResult<Option<String>> {
+        Ok(self
+            .store
+            .get(&identity_key(auth_identity_id))
+            .await?
+            .and_then(|item| item.get("email")?.as_str().map(str::to_owned)))
     }
 
     async fn register(

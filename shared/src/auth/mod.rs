@@ -148,6 +148,15 @@ pub trait IdentityProvider: Send + Sync {
     /// customer created since the last token).
     async fn refresh(&self, context: &AuthContext, presented_token: &str) -> DomainResult<String>;
 
+    /// The email address the identity signs in with, as its provider knows it (`None` when
+    /// it has none, or the identity is unknown): the only email a customer registering from
+    /// this identity may take, so that nobody claims someone else's address.
+    async fn identity_email(
+        &self,
+        actor_type: &str,
+        auth_identity_id: &str,
+    ) -> DomainResult<Option<String>>;
+
     /// Starts a password reset; succeeds whether or not the identity exists.
     async fn request_password_reset(
         &self,

@@ -1,14 +1,19 @@
 //! Cognito user-pool triggers: what happens around a sign-up and each token, on the same
 //! domain code as the API.
 //!
-//! - **PreSignUp**: confirms native sign-ups when configured; for a federated sign-in (Google,
-//!   SAML) whose email a native user already has, links the two so both reach one identity —
-//!   only when the provider verified the email (or is trusted to, like a company's SAML IdP).
-//! - **PostConfirmation**: creates or links the customer of the confirmed identity (idempotent).
+//! - **PreSignUp**: confirms native sign-ups when configured (never verifying their email: only
+//!   the emailed code does); for a federated sign-in (Google, SAML) whose email a native user
+//!   with a verified email already has, links the two so both reach one identity — only when the
+//!   federated identity proves the email too (see [`email_proven`]).
+//! - **PostConfirmation**: creates the customer of the confirmed identity, or links it to the
+//!   existing account with its email when the email is verified (idempotent).
 //! - **PreTokenGeneration V2**: adds Medusa's `actor_id`, `actor_type`, `auth_identity_id` as
 //!   scalar claims, creating the customer first for a federated identity that never went
 //!   through PostConfirmation; joins the customer to its company (by SAML provider, or by
 //!   verified email domain where the company allows it) and adds `company_id`, `company_role`.
+//!
+//! An identity joins an existing account (a customer, a native user) only with a proof that it
+//! owns the email, since whoever signs up can type any address: see [`email_proven`].
 //!
 //! Handlers take the raw event and answer it with `response` filled, as Cognito expects.
 
@@ -28,14 +33,16 @@ pub struct TriggerSettings {
     pub auto_confirm: bool,
     /// Create (or link) the customer when an identity is confirmed.
     pub create_customers: bool,
-    /// Identity providers whose emails count as verified without `email_verified` (SAML).
-    pub trusted_email_providers: Vec<String>,
 }
+
+/// Social providers whose `email_verified` claim is a proof: they verify addresses themselves.
+const PROVIDERS_VERIFYING_EMAILS: &[&str] = &["Google"];
 
 /// The user pool's directory, as the PreSignUp trigger needs it.
 #[async_trait]
 pub trait UserDirectory: Send + Sync {
-    /// The username of the native (email/password) user with this email, if any.
+    /// The username of the native (email/password) user with this email, if any, counting
+    /// only users whose email is verified (an unverified one proves nothing about its owner).
     async fn native_user_by_email(
         &self,
         pool_id: &str,
@@ -75,19 +82,50 @@ fn bad_event(what: &str) -> DomainError {
     DomainError::InvalidData(format!("Not a Cognito trigger event: {what}"))
 }
 
+/// Whether the identity proved it owns `email`, the condition for joining the account (or the
+/// native user) that holds that email:
+/// - a native user: Cognito's `email_verified`, true only once the user typed the emailed code
+///   (these triggers never auto-verify) or an administrator set it;
+/// - Google: its `email_verified` claim;
+/// - any other provider (a company's SAML IdP): the email's domain is one of the `email_domains`
+///   of the company whose `saml_provider` it is. Such an IdP can assert any email, and its word
+///   on verification is ignored.
+pub async fn email_proven(
+    attributes: &Map<String, Value>,
+    email: &str,
+    provider: Option<&str>,
+    companies: &CompanyService,
+) -> DomainResult<bool> {
+    let verified = attribute(attributes, "email_verified").as_deref() == Some("true");
+    match provider {
+        None => Ok(verified),
+        Some(p)
+            if PROVIDERS_VERIFYING_EMAILS
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(p)) =>
+        {
+            Ok(verified)
+        }
+        Some(p) => companies.provider_vouches_for(p, email).await,
+    }
+}
+
 /// `PreSignUp_*`.
 pub async fn pre_sign_up(
     mut event: Value,
     directory: &dyn UserDirectory,
+    companies: &CompanyService,
     settings: &TriggerSettings,
 ) -> DomainResult<Value> {
     let source = text(&event, "/triggerSource").ok_or_else(|| bad_event("no triggerSource"))?;
     let attrs = attributes(&event);
     match source {
         "PreSignUp_SignUp" | "PreSignUp_AdminCreateUser" => {
+            // Confirmed, not verified: nobody proved the email is theirs, so it links to no
+            // existing account until the owner verifies it.
             if settings.auto_confirm && source == "PreSignUp_SignUp" {
                 event["response"]["autoConfirmUser"] = json!(true);
-                event["response"]["autoVerifyEmail"] = json!(attrs.contains_key("email"));
+                event["response"]["autoVerifyEmail"] = json!(false);
             }
         }
         "PreSignUp_ExternalProvider" => {
@@ -97,12 +135,8 @@ pub async fn pre_sign_up(
             let (provider, provider_user_id) = user_name
                 .split_once('_')
                 .ok_or_else(|| bad_event("federated userName without a provider"))?;
-            let verified = attribute(&attrs, "email_verified").as_deref() == Some("true")
-                || settings
-                    .trusted_email_providers
-                    .iter()
-                    .any(|p| p.eq_ignore_ascii_case(provider));
-            if let (Some(email), true) = (attribute(&attrs, "email"), verified)
+            if let Some(email) = attribute(&attrs, "email")
+                && email_proven(&attrs, &email, Some(provider), companies).await?
                 && let Some(native) = directory.native_user_by_email(pool, &email).await?
             {
                 directory
@@ -119,7 +153,9 @@ pub async fn pre_sign_up(
     Ok(event)
 }
 
-/// `PostConfirmation_ConfirmSignUp` (a `ConfirmForgotPassword` needs nothing).
+/// `PostConfirmation_ConfirmSignUp` (a `ConfirmForgotPassword` needs nothing). Cognito sends
+/// the same source for a code-confirmed and an auto-confirmed sign-up; only the first has a
+/// verified email, and only it may join the existing account with that email.
 pub async fn post_confirmation(
     event: Value,
     customers: &CustomerService,
@@ -135,15 +171,20 @@ pub async fn post_confirmation(
     let attrs = attributes(&event);
     let sub = attribute(&attrs, "sub").ok_or_else(|| bad_event("no sub"))?;
     if let Some(email) = attribute(&attrs, "email") {
+        let proven = attribute(&attrs, "email_verified").as_deref() == Some("true");
         let id = customers
             .ensure_for_identity(
                 &sub,
                 &email,
                 attribute(&attrs, "given_name"),
                 attribute(&attrs, "family_name"),
+                proven,
             )
             .await?;
-        tracing::info!(customer_id = %id, "customer ready for a confirmed sign-up");
+        match id {
+            Some(id) => tracing::info!(customer_id = %id, "customer ready for a confirmed sign-up"),
+            None => tracing::info!("a confirmed sign-up with an unverified email stays unlinked"),
+        }
     }
     Ok(event)
 }
@@ -162,20 +203,30 @@ pub async fn pre_token_generation(
         .await?
         .unwrap_or_default();
     let federated = attribute(&attrs, "identities").is_some();
+    let provider = federated_provider(&attrs);
+    let email = attribute(&attrs, "email");
+    let proven = match (&email, settings.actor_type.as_str()) {
+        (Some(email), "customer") => {
+            email_proven(&attrs, email, provider.as_deref(), companies).await?
+        }
+        _ => false,
+    };
     if actor_id.is_empty()
         && federated
         && settings.actor_type == "customer"
         && settings.create_customers
-        && let Some(email) = attribute(&attrs, "email")
+        && let Some(email) = &email
     {
         actor_id = customers
             .ensure_for_identity(
                 &sub,
-                &email,
+                email,
                 attribute(&attrs, "given_name"),
                 attribute(&attrs, "family_name"),
+                proven,
             )
-            .await?;
+            .await?
+            .unwrap_or_default();
     }
     let mut claims = json!({
         "actor_id": actor_id,
@@ -183,21 +234,8 @@ pub async fn pre_token_generation(
         "auth_identity_id": sub,
     });
     if settings.actor_type == "customer" && !actor_id.is_empty() {
-        let provider = federated_provider(&attrs);
-        let verified = attribute(&attrs, "email_verified").as_deref() == Some("true")
-            || provider.as_deref().is_some_and(|p| {
-                settings
-                    .trusted_email_providers
-                    .iter()
-                    .any(|t| t.eq_ignore_ascii_case(p))
-            });
         let membership = companies
-            .join_on_sign_in(
-                &actor_id,
-                attribute(&attrs, "email").as_deref(),
-                verified,
-                provider.as_deref(),
-            )
+            .join_on_sign_in(&actor_id, email.as_deref(), proven, provider.as_deref())
             .await?;
         if let Some(m) = membership {
             claims["company_id"] = json!(m.company_id);
@@ -230,19 +268,24 @@ impl UserDirectory for CognitoDirectory {
         pool_id: &str,
         email: &str,
     ) -> DomainResult<Option<String>> {
-        let escaped = email.replace('\\', "\\\\").replace('"', "\\\"");
         let users = self
             .0
             .list_users()
             .user_pool_id(pool_id)
-            .filter(format!("email = \"{escaped}\""))
+            .filter(super::cognito::list_users_filter("email", email))
             .send()
             .await
             .map_err(|e| DomainError::Unavailable(format!("Cognito ListUsers: {e}")))?;
+        let email_verified = |u: &aws_sdk_cognitoidentityprovider::types::UserType| {
+            u.attributes()
+                .iter()
+                .any(|a| a.name() == "email_verified" && a.value() == Some("true"))
+        };
         Ok(users
             .users()
             .iter()
             .filter(|u| u.user_status().map(|s| s.as_str()) != Some("EXTERNAL_PROVIDER"))
+            .filter(|u| email_verified(u))
             .find_map(|u| u.username().map(str::to_owned)))
     }
 

@@ -6,7 +6,9 @@ pub mod search;
 mod service;
 
 pub use listing::{CustomerOrder, CustomerQuery, Direction, TimeRange};
-pub use repository::{CustomerPage, CustomerRepository, order_key, profile_key};
+pub use repository::{
+    CustomerPage, CustomerRepository, EXTRA_CONDITION_FAILED, order_key, profile_key,
+};
 pub use service::CustomerService;
 
 use serde::{Deserialize, Serialize};

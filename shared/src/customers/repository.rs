@@ -147,7 +147,7 @@ fn from_item(item: Item) -> DomainResult<Customer> {
 }
 
 /// What a failed condition of the extra writes of [`CustomerRepository::create`] means: the
-/// identity already has a customer.
+/// identity already has a customer (a 422 `duplicate_error`, as in Medusa).
 pub const EXTRA_CONDITION_FAILED: &str = "Request already authenticated as a customer.";
 
 fn duplicate_email(c: &Customer) -> DomainError {
@@ -274,7 +274,7 @@ impl CustomerRepository {
             let result = match outcome {
                 Ok(()) => Ok(()),
                 Err(StoreError::ConditionFailed { index }) if index >= first_extra => {
-                    Err(DomainError::InvalidData(EXTRA_CONDITION_FAILED.into()))
+                    Err(DomainError::Duplicate(EXTRA_CONDITION_FAILED.into()))
                 }
                 Err(StoreError::ConditionFailed { index: 1 }) => Err(duplicate_email(&c)),
                 Err(StoreError::ConditionFailed { .. }) => Err(DomainError::Internal(format!(

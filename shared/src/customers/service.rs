@@ -45,15 +45,30 @@ impl CustomerService {
     /// A shopper's own registration (`POST /store/customers`): a customer with an account,
     /// linked to the signed-in identity in the same transaction, so a retry after a failure
     /// neither duplicates the customer nor leaves it unlinked.
+    ///
+    /// The customer's email is the identity's own (`identity_email`, from its provider): an
+    /// omitted email takes it, any other is refused before anything is written, so that
+    /// nobody claims someone else's address and locks its owner out.
     pub async fn register(
         &self,
         auth_identity_id: &str,
+        identity_email: Option<&str>,
         mut draft: CustomerDraft,
     ) -> DomainResult<Customer> {
-        if draft.email.as_deref().is_none_or(|e| e.trim().is_empty()) {
+        let Some(identity_email) = identity_email.map(str::trim).filter(|e| !e.is_empty()) else {
             return Err(DomainError::InvalidData(
-                "Email is required to create a customer".into(),
+                "The signed-in identity has no email address to register a customer with.".into(),
             ));
+        };
+        match draft.email.as_deref().map(str::trim) {
+            None | Some("") => draft.email = Some(identity_email.to_owned()),
+            Some(email)
+                if super::normalize_email(email) == super::normalize_email(identity_email) => {}
+            Some(_) => {
+                return Err(DomainError::InvalidData(
+                    "Field 'email' must be the email address you signed in with.".into(),
+                ));
+            }
         }
         draft.has_account = true;
         let store = self.repo.store();
@@ -66,7 +81,7 @@ impl CustomerService {
             // Checked first for the clearer answer; the link's condition in the transaction
             // still settles a race between two registrations of one identity.
             Some(_) => {
-                return Err(DomainError::InvalidData(
+                return Err(DomainError::Duplicate(
                     super::repository::EXTRA_CONDITION_FAILED.into(),
                 ));
             }
@@ -105,7 +120,7 @@ impl CustomerService {
             .await;
         match claimed {
             Ok(()) => Ok(customer),
-            Err(crate::store::StoreError::ConditionFailed { .. }) => Err(DomainError::InvalidData(
+            Err(crate::store::StoreError::ConditionFailed { .. }) => Err(DomainError::Duplicate(
                 super::repository::EXTRA_CONDITION_FAILED.into(),
             )),
             Err(e) => Err(e.into()),
@@ -114,23 +129,34 @@ impl CustomerService {
 
     /// The customer of a signed-up identity, created or linked on its behalf (Cognito's
     /// sign-up and token triggers): an existing customer with an account and this email is
-    /// linked; otherwise one is created, left for the identity's own registration to claim.
-    /// Idempotent: a second delivery finds the link.
+    /// linked only when the identity proved it owns the email (`email_proven`), else the
+    /// identity stays unlinked (`None`); with no such customer, one is created, left for the
+    /// identity's own registration to claim. Idempotent: a second delivery finds the link.
     pub async fn ensure_for_identity(
         &self,
         auth_identity_id: &str,
         email: &str,
         first_name: Option<String>,
         last_name: Option<String>,
-    ) -> DomainResult<String> {
+        email_proven: bool,
+    ) -> DomainResult<Option<String>> {
         let store = self.repo.store();
         for _ in 0..UPDATE_ATTEMPTS {
             if let Some(link) =
                 crate::auth::links::link(&store, auth_identity_id, "customer").await?
             {
-                return Ok(link.actor_id);
+                return Ok(Some(link.actor_id));
             }
             if let Some(existing) = self.repo.account_by_email(email).await? {
+                if !email_proven {
+                    // Anyone may claim an email they cannot prove: joining its account would
+                    // hand that account over. The identity stays unlinked.
+                    tracing::warn!(
+                        customer_id = %existing,
+                        "an identity with an unproven email was not linked to the account holding it"
+                    );
+                    return Ok(None);
+                }
                 match store
                     .transact(crate::auth::links::link_ops(
                         auth_identity_id,
@@ -157,14 +183,10 @@ impl CustomerService {
                 })
                 .await
             {
-                Ok(customer) => return Ok(customer.id),
-                // Someone else created or linked it meanwhile: look again.
+                Ok(customer) => return Ok(Some(customer.id)),
+                // Someone else created or linked it meanwhile (the email's account, or the
+                // identity's link): look again.
                 Err(DomainError::Duplicate(_)) => continue,
-                Err(DomainError::InvalidData(m))
-                    if m == super::repository::EXTRA_CONDITION_FAILED =>
-                {
-                    continue;
-                }
                 Err(e) => return Err(e),
             }
         }

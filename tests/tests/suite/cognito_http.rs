@@ -109,7 +109,7 @@ async fn cognito_registration_login_refresh_and_reset(backend: Backend) {
     .await;
     assert_eq!(
         (again.status, again.body["message"].clone()),
-        (400, json!("Request already authenticated as a customer."))
+        (422, json!("Request already authenticated as a customer."))
     );
 
     // Refresh through Cognito's refresh token (kept server-side).
@@ -493,7 +493,51 @@ async fn cognito_token_security_suite(backend: Backend) {
     );
 }
 
+/// On the Cognito path too, the customer's email is the pool user's own.
+async fn cognito_registration_takes_only_the_identitys_own_email(backend: Backend) {
+    let Some((s, _setup)) = start(backend).await else {
+        return;
+    };
+    let key = s.publishable_key().await;
+    let registered = register(&s, "mallory@example.com").await;
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let token = registered.body["token"].as_str().unwrap().to_owned();
+    let claimed = store_call(
+        &s,
+        &key,
+        "POST",
+        "/store/customers",
+        Some(json!({"email": "victim@example.com"})),
+        &token,
+    )
+    .await;
+    assert_eq!(claimed.status, 400, "{}", claimed.body);
+    assert_eq!(claimed.body["type"], json!("invalid_data"));
+    let (_, listed) = s.get("/admin/customers?limit=50").await;
+    assert_eq!(listed["count"], json!(0), "nothing created: {listed}");
+    assert_eq!(
+        store_call(&s, &key, "GET", "/store/customers/me", None, &token)
+            .await
+            .status,
+        401,
+        "the identity is still unlinked"
+    );
+    // Its own address (here by default) works.
+    let own = store_call(
+        &s,
+        &key,
+        "POST",
+        "/store/customers",
+        Some(json!({"first_name": "Mallory"})),
+        &token,
+    )
+    .await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(own.body["customer"]["email"], json!("mallory@example.com"));
+}
+
 both_backends!(
+    cognito_registration_takes_only_the_identitys_own_email,
     cognito_registration_login_refresh_and_reset,
     cognito_token_security_suite,
 );

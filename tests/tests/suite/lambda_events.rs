@@ -271,6 +271,7 @@ async fn store_lambda_maps_customer_pool_claims(backend: Backend) {
         .customers
         .register(
             sub,
+            Some("lambda.shopper@example.com"),
             shared::customers::CustomerDraft {
                 email: Some("lambda.shopper@example.com".into()),
                 ..Default::default()

@@ -57,7 +57,6 @@ fn settings(auto_confirm: bool) -> TriggerSettings {
         actor_type: "customer".into(),
         auto_confirm,
         create_customers: true,
-        trusted_email_providers: vec!["AcmeSaml".into()],
     }
 }
 
@@ -74,14 +73,198 @@ async fn context(
     ))
 }
 
+/// Acme, whose buyers sign in through the `AcmeSaml` IdP, owns `acme.example`.
+async fn acme_with_saml(ctx: &TriggerContext) -> shared::companies::Company {
+    ctx.companies
+        .create(&shared::companies::CompanyPatch {
+            name: Some("Acme".into()),
+            email_domains: Some(vec!["acme.example".into()]),
+            saml_provider: Some(Some("AcmeSaml".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+async fn customer_count(ctx: &TriggerContext) -> usize {
+    ctx.customers
+        .list(&CustomerQuery {
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .count
+}
+
+/// A customer with an account for `email`, made by a code-confirmed sign-up of `sub`.
+async fn confirmed_customer(ctx: &TriggerContext, sub: &str, email: &str) -> String {
+    handle(
+        Trigger::PostConfirmation,
+        event(
+            "cognito-post-confirmation.json",
+            &[("SUB", sub), ("EMAIL", email)],
+        ),
+        ctx,
+    )
+    .await
+    .unwrap();
+    links::actor_id(&ctx.customers.store(), sub, "customer")
+        .await
+        .unwrap()
+        .expect("a confirmed sign-up has its customer")
+}
+
+async fn post_confirmation_links_an_existing_account_only_after_the_code(backend: Backend) {
+    let Some(ctx) = context(backend, Arc::default(), true).await else {
+        return;
+    };
+    let store = ctx.customers.store();
+    let owner = confirmed_customer(&ctx, "sub-owner", "olga@example.com").await;
+
+    // An auto-confirmed sign-up (no code typed: `email_verified` is false) with the owner's
+    // email gets nothing of the owner's account, and no customer of its own.
+    let answered = handle(
+        Trigger::PostConfirmation,
+        event(
+            "cognito-post-confirmation-auto-confirmed.json",
+            &[("SUB", "sub-attacker"), ("EMAIL", "Olga@Example.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answered["request"]["userAttributes"]["email"],
+        json!("Olga@Example.com")
+    );
+    assert_eq!(
+        links::actor_id(&store, "sub-attacker", "customer")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(customer_count(&ctx).await, 1);
+
+    // An auto-confirmed sign-up with a new email still gets its customer (Medusa's flow).
+    handle(
+        Trigger::PostConfirmation,
+        event(
+            "cognito-post-confirmation-auto-confirmed.json",
+            &[("SUB", "sub-new"), ("EMAIL", "nina@example.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    let nina = links::link(&store, "sub-new", "customer")
+        .await
+        .unwrap()
+        .expect("a new email gets a customer");
+    assert!(nina.pending_claim);
+    assert_ne!(nina.actor_id, owner);
+
+    // A sign-up confirmed with the emailed code proves the email: it joins the account.
+    assert_eq!(
+        confirmed_customer(&ctx, "sub-second", "olga@example.com").await,
+        owner
+    );
+    assert_eq!(customer_count(&ctx).await, 2);
+}
+
+async fn pre_token_links_federated_identities_only_on_a_proven_email(backend: Backend) {
+    let Some(ctx) = context(backend, Arc::default(), true).await else {
+        return;
+    };
+    acme_with_saml(&ctx).await;
+    let store = ctx.customers.store();
+    let gina = confirmed_customer(&ctx, "sub-gina", "gina@gmail.com").await;
+    let sam = confirmed_customer(&ctx, "sub-sam", "sam@acme.example").await;
+    let actor = |answered: &Value| token_claims(answered)["actor_id"].clone();
+
+    // Google without a true `email_verified` (false, or missing): unlinked, no customer.
+    for verified in [Some("false"), None] {
+        let mut unverified = event(
+            "cognito-pre-token-v2-federated.json",
+            &[("SUB", "sub-google-1"), ("EMAIL", "gina@gmail.com")],
+        );
+        let attributes = unverified["request"]["userAttributes"]
+            .as_object_mut()
+            .unwrap();
+        match verified {
+            Some(v) => attributes.insert("email_verified".into(), json!(v)),
+            None => attributes.remove("email_verified"),
+        };
+        let answered = handle(Trigger::PreTokenGeneration, unverified, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(actor(&answered), json!(""), "{verified:?}");
+    }
+    assert_eq!(
+        links::actor_id(&store, "sub-google-1", "customer")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Google with a verified email joins the account.
+    let verified = handle(
+        Trigger::PreTokenGeneration,
+        event(
+            "cognito-pre-token-v2-federated.json",
+            &[("SUB", "sub-google-2"), ("EMAIL", "gina@gmail.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(actor(&verified), json!(gina));
+
+    // The company's SAML IdP asserting an email outside its domains: no link, even if it
+    // claims the email verified.
+    let mut outside = event(
+        "cognito-pre-token-v2-saml.json",
+        &[("SUB", "sub-saml-out"), ("EMAIL", "gina@gmail.com")],
+    );
+    outside["request"]["userAttributes"]["email_verified"] = json!("true");
+    let outside = handle(Trigger::PreTokenGeneration, outside, &ctx)
+        .await
+        .unwrap();
+    assert_eq!(actor(&outside), json!(""), "{outside}");
+    assert_eq!(
+        links::actor_id(&store, "sub-saml-out", "customer")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // In its own domain, the IdP's word is the proof.
+    let inside = handle(
+        Trigger::PreTokenGeneration,
+        event(
+            "cognito-pre-token-v2-saml.json",
+            &[("SUB", "sub-saml-in"), ("EMAIL", "sam@acme.example")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(actor(&inside), json!(sam));
+    assert_eq!(customer_count(&ctx).await, 2);
+}
+
 async fn pre_sign_up_confirms_and_links_by_verified_email(backend: Backend) {
     let directory = Arc::new(FakeDirectory {
-        native: vec![("ann@example.com".into(), "native-ann".into())],
+        native: vec![
+            ("ann@example.com".into(), "native-ann".into()),
+            ("sam@acme.example".into(), "native-sam".into()),
+        ],
         ..Default::default()
     });
     let Some(ctx) = context(backend, directory.clone(), true).await else {
         return;
     };
+    acme_with_saml(&ctx).await;
     let answered = handle(
         Trigger::PreSignUp,
         event("cognito-pre-sign-up.json", &[("EMAIL", "new@example.com")]),
@@ -90,20 +273,29 @@ async fn pre_sign_up_confirms_and_links_by_verified_email(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(answered["response"]["autoConfirmUser"], json!(true));
-    assert_eq!(answered["response"]["autoVerifyEmail"], json!(true));
+    assert_eq!(
+        answered["response"]["autoVerifyEmail"],
+        json!(false),
+        "an auto-confirmed email is never verified"
+    );
     assert_eq!(
         answered["userName"],
         json!("4f1c8d2a-0f6b-4c1e-9a57-0a6f2c1b7d10"),
         "the event is echoed"
     );
 
+    // The company's SAML IdP vouches for its own domain only, whatever it says of verification.
     let cases = [
-        ("Google", "true", "ann@example.com", true),
-        ("Google", "false", "ann@example.com", false),
-        ("Google", "true", "stranger@example.com", false),
-        ("AcmeSaml", "false", "ann@example.com", true),
+        ("Google", "true", "ann@example.com", "native-ann"),
+        ("Google", "false", "ann@example.com", ""),
+        ("Google", "true", "stranger@example.com", ""),
+        ("AcmeSaml", "false", "ann@example.com", ""),
+        ("AcmeSaml", "true", "ann@example.com", ""),
+        ("OtherSaml", "true", "sam@acme.example", ""),
+        ("AcmeSaml", "false", "sam@acme.example", "native-sam"),
     ];
-    for (provider, verified, email, links) in cases {
+    for (provider, verified, email, native) in cases {
+        let links = !native.is_empty();
         let before = directory.linked.lock().unwrap().len();
         handle(
             Trigger::PreSignUp,
@@ -130,7 +322,7 @@ async fn pre_sign_up_confirms_and_links_by_verified_email(backend: Backend) {
             assert_eq!(
                 linked.last().unwrap(),
                 &(
-                    "native-ann".to_owned(),
+                    native.to_owned(),
                     provider.to_owned(),
                     "109876543210987654321".to_owned()
                 )
@@ -217,12 +409,21 @@ async fn post_confirmation_creates_the_customer_once_and_registration_claims_it(
         last_name: Some("Poste".into()),
         ..Default::default()
     };
-    let claimed = ctx.customers.register(sub, draft.clone()).await.unwrap();
+    let own_email = Some("paula@example.com");
+    let claimed = ctx
+        .customers
+        .register(sub, own_email, draft.clone())
+        .await
+        .unwrap();
     assert_eq!(
         (claimed.id.clone(), claimed.last_name.as_deref()),
         (customer.id.clone(), Some("Poste"))
     );
-    let again = ctx.customers.register(sub, draft).await.unwrap_err();
+    let again = ctx
+        .customers
+        .register(sub, own_email, draft)
+        .await
+        .unwrap_err();
     assert_eq!(
         again.to_string(),
         "Request already authenticated as a customer."
@@ -406,6 +607,8 @@ async fn pre_token_joins_customers_to_their_company(backend: Backend) {
 }
 
 both_backends!(
+    post_confirmation_links_an_existing_account_only_after_the_code,
+    pre_token_links_federated_identities_only_on_a_proven_email,
     pre_token_joins_customers_to_their_company,
     pre_sign_up_confirms_and_links_by_verified_email,
     post_confirmation_creates_the_customer_once_and_registration_claims_it,
@@ -422,17 +625,11 @@ fn trigger_settings_come_from_the_environment() {
                 .map(|(_, v)| v.to_string())
         }
     };
-    let s = settings_from(get(&[
-        ("ACTOR_TYPE", "user"),
-        ("AUTO_CONFIRM", "true"),
-        ("TRUSTED_EMAIL_PROVIDERS", "A, B"),
-    ]))
-    .unwrap();
+    let s = settings_from(get(&[("ACTOR_TYPE", "user"), ("AUTO_CONFIRM", "true")])).unwrap();
     assert_eq!(
         (s.actor_type.as_str(), s.auto_confirm, s.create_customers),
         ("user", true, true)
     );
-    assert_eq!(s.trusted_email_providers, vec!["A", "B"]);
     assert!(settings_from(get(&[("ACTOR_TYPE", "robot")])).is_err());
     assert!(settings_from(get(&[("AUTO_CONFIRM", "maybe")])).is_err());
 }
@@ -459,7 +656,29 @@ async fn directory_finds_native_users_by_email_on_moto() {
         .send()
         .await
         .unwrap();
-    let directory = CognitoDirectory(client);
+    let directory = CognitoDirectory(client.clone());
+    // Signed up, not verified: nothing proves the user owns the email, so nothing links to it.
+    assert_eq!(
+        directory
+            .native_user_by_email(&pool, "dora@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    client
+        .admin_update_user_attributes()
+        .user_pool_id(&pool)
+        .username("dora@example.com")
+        .user_attributes(
+            aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
+                .name("email_verified")
+                .value("true")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
     let found = directory
         .native_user_by_email(&pool, "dora@example.com")
         .await
