@@ -43,34 +43,68 @@ pub const LIST_PARAMS: &[&str] = &[
     "limit",
 ];
 
-/// The address endpoints' own field order (Medusa's defaults for them).
-const ADDRESS_FIELDS: &[&str] = &[
-    "id",
-    "address_name",
-    "company",
-    "customer_id",
-    "first_name",
-    "last_name",
-    "address_1",
-    "address_2",
-    "city",
-    "province",
-    "postal_code",
-    "country_code",
-    "phone",
-    "metadata",
-    "created_at",
-    "updated_at",
-];
-/// Requested explicitly only (`*addresses` on a customer shows them all).
-const EXTRA_FIELDS: &[&str] = &["is_default_shipping", "is_default_billing", "deleted_at"];
+/// Which fields an address shows by default, in what order, and which it shows on request.
+pub struct Shape {
+    defaults: &'static [&'static str],
+    extras: &'static [&'static str],
+}
 
-fn render(address: &Address, selection: &super::fields::Selection) -> Value {
+/// The admin's address routes: Medusa's defaults for them; the default flags on request only
+/// (`*addresses` on a customer shows them all).
+pub const ADMIN: Shape = Shape {
+    defaults: &[
+        "id",
+        "address_name",
+        "company",
+        "customer_id",
+        "first_name",
+        "last_name",
+        "address_1",
+        "address_2",
+        "city",
+        "province",
+        "postal_code",
+        "country_code",
+        "phone",
+        "metadata",
+        "created_at",
+        "updated_at",
+    ],
+    extras: &["is_default_shipping", "is_default_billing", "deleted_at"],
+};
+
+/// The storefront's address routes show which address is the default, as Medusa's do (the JS
+/// SDK's address book reads the flags).
+pub const STORE: Shape = Shape {
+    defaults: &[
+        "id",
+        "address_name",
+        "company",
+        "customer_id",
+        "first_name",
+        "last_name",
+        "address_1",
+        "address_2",
+        "city",
+        "province",
+        "postal_code",
+        "country_code",
+        "phone",
+        "metadata",
+        "is_default_shipping",
+        "is_default_billing",
+        "created_at",
+        "updated_at",
+    ],
+    extras: &["deleted_at"],
+};
+
+fn render(address: &Address, selection: &super::fields::Selection, shape: &Shape) -> Value {
     let Ok(Value::Object(full)) = serde_json::to_value(address) else {
         return Value::Null;
     };
     let mut ordered = Map::new();
-    for name in ADDRESS_FIELDS.iter().chain(EXTRA_FIELDS) {
+    for name in shape.defaults.iter().chain(shape.extras) {
         if let Some(v) = full.get(*name).filter(|_| selection.includes(name)) {
             ordered.insert((*name).to_owned(), v.clone());
         }
@@ -78,11 +112,11 @@ fn render(address: &Address, selection: &super::fields::Selection) -> Value {
     Value::Object(ordered)
 }
 
-fn address_selection(params: &Params) -> ApiResult<super::fields::Selection> {
+fn address_selection(params: &Params, shape: &Shape) -> ApiResult<super::fields::Selection> {
     super::fields::Selection::parse(
         query::string(params, "fields")?.as_deref(),
-        ADDRESS_FIELDS,
-        EXTRA_FIELDS,
+        shape.defaults,
+        shape.extras,
     )
 }
 
@@ -104,7 +138,7 @@ pub async fn list(
     Path(customer_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    list_of(&state, &customer_id, raw, LIST_PARAMS).await
+    list_of(&state, &customer_id, raw, LIST_PARAMS, &ADMIN).await
 }
 
 /// One customer's addresses, filtered by the `allowed` query parameters.
@@ -113,10 +147,11 @@ pub async fn list_of(
     customer_id: &str,
     raw: Option<String>,
     allowed: &[&str],
+    shape: &Shape,
 ) -> ApiResult<Json<Value>> {
     let params = query::parse(raw.as_deref())?;
     query::reject_unknown(&params, allowed)?;
-    let selection = address_selection(&params)?;
+    let selection = address_selection(&params, shape)?;
     let mut exact = Vec::new();
     for field in ["company", "city", "country_code", "province", "postal_code"] {
         if let Some(values) = query::strings(&params, field)? {
@@ -133,7 +168,7 @@ pub async fn list_of(
     };
     let (addresses, count) = state.addresses.list(customer_id, &address_query).await?;
     Ok(Json(json!({
-        "addresses": addresses.iter().map(|a| render(a, &selection)).collect::<Vec<_>>(),
+        "addresses": addresses.iter().map(|a| render(a, &selection, shape)).collect::<Vec<_>>(),
         "count": count,
         "offset": address_query.offset,
         "limit": address_query.limit,
@@ -146,7 +181,7 @@ pub async fn retrieve(
     Path((customer_id, address_id)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    retrieve_of(&state, &customer_id, &address_id, raw).await
+    retrieve_of(&state, &customer_id, &address_id, raw, &ADMIN).await
 }
 
 pub async fn retrieve_of(
@@ -154,12 +189,15 @@ pub async fn retrieve_of(
     customer_id: &str,
     address_id: &str,
     raw: Option<String>,
+    shape: &Shape,
 ) -> ApiResult<Json<Value>> {
     let params = query::parse(raw.as_deref())?;
     query::reject_unknown(&params, &["fields"])?;
-    let selection = address_selection(&params)?;
+    let selection = address_selection(&params, shape)?;
     let address = state.addresses.retrieve(customer_id, address_id).await?;
-    Ok(Json(json!({ "address": render(&address, &selection) })))
+    Ok(Json(
+        json!({ "address": render(&address, &selection, shape) }),
+    ))
 }
 
 pub async fn create(

@@ -176,7 +176,14 @@ pub async fn list_addresses(
     Shopper(me): Shopper,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    addresses::list_of(&state, &me.actor_id, raw, ADDRESS_LIST_PARAMS).await
+    addresses::list_of(
+        &state,
+        &me.actor_id,
+        raw,
+        ADDRESS_LIST_PARAMS,
+        &addresses::STORE,
+    )
+    .await
 }
 
 pub async fn create_address(
@@ -202,7 +209,7 @@ pub async fn get_address(
     Path(address_id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    addresses::retrieve_of(&state, &me.actor_id, &address_id, raw).await
+    addresses::retrieve_of(&state, &me.actor_id, &address_id, raw, &addresses::STORE).await
 }
 
 pub async fn update_address(

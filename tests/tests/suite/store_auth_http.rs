@@ -397,6 +397,50 @@ async fn me_and_my_addresses(backend: Backend) {
         .call("GET", "/store/customers/me/addresses", None, &alice)
         .await;
     assert_eq!(listed.body["count"], json!(3), "{}", listed.body);
+    // Medusa's storefront shows which address is the default (the JS SDK's address book reads
+    // the flags), in its own field order; the admin's routes show them on request only.
+    let keys: Vec<&str> = listed.body["addresses"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "address_name",
+            "company",
+            "customer_id",
+            "first_name",
+            "last_name",
+            "address_1",
+            "address_2",
+            "city",
+            "province",
+            "postal_code",
+            "country_code",
+            "phone",
+            "metadata",
+            "is_default_shipping",
+            "is_default_billing",
+            "created_at",
+            "updated_at",
+        ]
+    );
+    let one = shop
+        .call(
+            "GET",
+            &format!("/store/customers/me/addresses/{}", ids[0]),
+            None,
+            &alice,
+        )
+        .await;
+    assert!(
+        one.body["address"]["is_default_billing"].is_boolean(),
+        "{}",
+        one.body
+    );
     let filtered = shop
         .call("GET", "/store/customers/me/addresses?q=12", None, &alice)
         .await;
