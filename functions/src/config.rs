@@ -330,9 +330,10 @@ fn cognito_config(
     let jwks_base_url = get("COGNITO_JWKS_BASE_URL")
         .or_else(|| get("AWS_ENDPOINT_URL"))
         .unwrap_or_else(|| format!("https://cognito-idp.{region}.amazonaws.com"));
+    // Off unless asked for: an auto-confirmed sign-up has no proof that it owns its email.
     let auto_confirm = match get("COGNITO_AUTO_CONFIRM") {
         Some(_) => flag("COGNITO_AUTO_CONFIRM")?,
-        None => true,
+        None => false,
     };
     Ok(Some(CognitoConfig {
         region,
