@@ -571,9 +571,87 @@ async fn nobody_hands_out_more_than_they_hold(backend: Backend) {
     assert_eq!(status, 200);
 }
 
+/// A token signed by the API's own key (as a compromised or external issuer would sign) still
+/// cannot make its bearer a secret key or an admin: claims name only customers and staff users,
+/// and roles come from the store.
+async fn token_claims_make_no_key_and_no_admin(backend: Backend) {
+    use shared::auth::tokens::{SigningKey, TokenIssuer};
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let (_, key) = s
+        .post("/admin/api-keys", json!({"title": "ERP", "type": "secret"}))
+        .await;
+    let key_id = key["api_key"]["id"].as_str().unwrap().to_owned();
+    let viewer = s.staff_token("viewer@staff.test", &["viewer"]).await;
+    let signer = TokenIssuer::new(
+        SigningKey::load_or_create(&s.data_dir.join("jwt-signing-key.json")).unwrap(),
+        "customer-module-test",
+        3600,
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let forge = |base: &str, changes: Value| {
+        let mut claims = integration_tests::claims(base).as_object().unwrap().clone();
+        for name in ["exp", "iat", "iss", "jti"] {
+            claims.remove(name);
+        }
+        for (k, v) in changes.as_object().unwrap() {
+            claims.insert(k.clone(), v.clone());
+        }
+        signer.sign(claims, now, 3600).unwrap()
+    };
+    let create = |token: String| {
+        let s = &s;
+        async move {
+            s.call_as(
+                &token,
+                "POST",
+                "/admin/customers",
+                Some(json!({"email": "forged@example.com"})),
+            )
+            .await
+        }
+    };
+    for (name, token) in [
+        (
+            "api-key naming a real key",
+            forge(
+                &s.token,
+                json!({"actor_type": "api-key", "actor_id": key_id}),
+            ),
+        ),
+        (
+            "api-key from a viewer",
+            forge(&viewer, json!({"actor_type": "api-key"})),
+        ),
+        (
+            "admin actor type",
+            forge(&viewer, json!({"actor_type": "admin"})),
+        ),
+    ] {
+        let reply = create(token.clone()).await;
+        assert_eq!(reply.status, 401, "{name}: {}", reply.body);
+        let session = s.call_as(&token, "POST", "/auth/session", None).await;
+        assert_eq!(session.status, 401, "{name} session: {}", session.body);
+    }
+    let claimed = forge(
+        &viewer,
+        json!({"roles": ["admin"], "app_metadata": {"roles": ["admin"]}}),
+    );
+    let reply = create(claimed).await;
+    assert_eq!(
+        reply.status, 403,
+        "roles claimed in a token: {}",
+        reply.body
+    );
+    let (_, customers) = s.get("/admin/customers").await;
+    assert_eq!(customers["count"], json!(0), "nothing written");
+}
+
 both_backends!(
     custom_roles_and_staff_users,
-    nobody_hands_out_more_than_they_hold
+    nobody_hands_out_more_than_they_hold,
+    token_claims_make_no_key_and_no_admin
 );
 
 mod matrix {
