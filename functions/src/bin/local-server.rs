@@ -1,8 +1,8 @@
-//! `cargo run`: the whole API on http://127.0.0.1:9000 with the embedded store.
-//!
-//! Subcommands: `serve` (the default), `create-user EMAIL PASSWORD [ROLES]` (a staff user, `admin` unless roles are given),
-//! `seed-customers COUNT`, `import [--dry-run] FILE` and `export FILE [LIST-QUERY]`.
+//! `cargo run`: the whole API on http://127.0.0.1:9000 with the embedded store, and the
+//! operator's commands beside it (`cargo run -- --help`). Settings come from the environment
+//! (see the README); the arguments say only what to do.
 
+use clap::{Parser, Subcommand};
 use functions::app::{build_state, init_tracing, open_store};
 use functions::config::{Config, Mode};
 use futures::StreamExt;
@@ -18,11 +18,62 @@ use shared::transfer::import::{Importer, RunLimits};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The customer module's local server and its operator commands. Settings (DATA_DIR, STORE,
+/// PORT, …) come from the environment.
+#[derive(Debug, Parser)]
+#[command(name = "local-server", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the whole API (the default when no command is given).
+    Serve,
+    /// Add a staff user who signs in with EMAIL and PASSWORD.
+    CreateUser {
+        /// The address the user signs in with.
+        email: String,
+        /// At least 8 characters.
+        password: String,
+        /// Comma-separated role ids (`admin` when left out).
+        roles: Option<String>,
+    },
+    /// Fill the store with COUNT demo customers.
+    SeedCustomers {
+        /// How many customers to add.
+        count: usize,
+    },
+    /// Import a customer CSV (ours or Shopify's), with progress.
+    Import {
+        /// Check every row and report, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The CSV file to import.
+        file: String,
+    },
+    /// Export customers to FILE: CSV (our import format) or, for `.ndjson`, NDJSON.
+    Export {
+        /// Where to write; `.ndjson` writes NDJSON, anything else CSV.
+        file: String,
+        /// A list query selecting whom to export, as on `GET /admin/customers`
+        /// (`q=jane&groups[]=cusgroup_…`); everyone when left out.
+        query: Option<String>,
+    },
+}
+
+impl Command {
+    /// Streaming commands, which keep their memory flat.
+    fn is_bulk(&self) -> bool {
+        matches!(self, Command::Import { .. } | Command::Export { .. })
+    }
+}
+
 fn main() -> std::process::ExitCode {
-    if matches!(
-        std::env::args().nth(1).as_deref(),
-        Some("import" | "export")
-    ) {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if command.is_bulk() {
         keep_bulk_memory_flat();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -35,7 +86,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run()) {
+    match runtime.block_on(run(command)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -80,34 +131,28 @@ fn keep_bulk_memory_flat() {}
 /// 1,000,000 rows, with 8-10 MB less peak RSS). `STORE_CACHE_MB` still wins when set.
 const BULK_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
-async fn run() -> Result<(), String> {
+async fn run(command: Command) -> Result<(), String> {
     let mut config = Config::from_env(Mode::LocalServer).map_err(|e| e.to_string())?;
-    let bulk = matches!(
-        std::env::args().nth(1).as_deref(),
-        Some("import" | "export")
-    );
-    if bulk && std::env::var_os("STORE_CACHE_MB").is_none() {
+    if command.is_bulk() && std::env::var_os("STORE_CACHE_MB").is_none() {
         config.store_cache_bytes = BULK_CACHE_BYTES;
     }
     init_tracing(config.json_logs);
     functions::server::keep_files_private(&config).map_err(|e| e.to_string())?;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] | ["serve"] => functions::server::run(config, |addr| {
+    match command {
+        Command::Serve => functions::server::run(config, |addr| {
             tracing::info!("customer module API listening on http://{addr}");
         })
         .await
         .map_err(|e| e.to_string()),
-        ["create-user", email, password, roles @ ..] if roles.len() <= 1 => {
-            // Roles as a comma-separated list; the command line is the operator's, so admin.
+        Command::CreateUser {
+            email,
+            password,
+            roles,
+        } => {
+            // The command line is the operator's: admin unless told otherwise.
             let roles: Vec<String> = roles
-                .first()
-                .map_or(shared::roles::ADMIN, |r| *r)
+                .as_deref()
+                .unwrap_or(shared::roles::ADMIN)
                 .split(',')
                 .map(|r| r.trim().to_owned())
                 .filter(|r| !r.is_empty())
@@ -120,16 +165,13 @@ async fn run() -> Result<(), String> {
                 .identity
                 .ok_or("no sign-in provider is configured to create staff users with")?;
             let id = identity
-                .create_staff_user(email, Some(password), &roles)
+                .create_staff_user(&email, Some(&password), &roles)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("created staff user {id} ({email})");
             Ok(())
         }
-        ["seed-customers", count] => {
-            let count: usize = count
-                .parse()
-                .map_err(|_| format!("not a number: {count}"))?;
+        Command::SeedCustomers { count } => {
             let store = open_store(&config).await.map_err(|e| e.to_string())?;
             let state = build_state(&config, store)
                 .await
@@ -143,13 +185,8 @@ async fn run() -> Result<(), String> {
             );
             Ok(())
         }
-        ["import", file] => import(&config, file, false).await,
-        ["import", "--dry-run", file] => import(&config, file, true).await,
-        ["export", file, rest @ ..] => export(&config, file, rest.first().copied()).await,
-        _ => Err(
-            "usage: local-server [serve | create-user EMAIL PASSWORD [ROLE,..] | seed-customers COUNT | import [--dry-run] FILE.csv | export FILE.csv|FILE.ndjson [LIST-QUERY]]"
-                .into(),
-        ),
+        Command::Import { dry_run, file } => import(&config, &file, dry_run).await,
+        Command::Export { file, query } => export(&config, &file, query.as_deref()).await,
     }
 }
 

@@ -83,6 +83,42 @@ pub fn pending_link_ops(identity_id: &str, actor_type: &str, actor_id: &str) -> 
     ops
 }
 
+/// Marks link writes as made for an identity whose email nothing proved (an auto-confirmed
+/// sign-up, an unverified Google or an out-of-domain SAML identity): the customer they reach was
+/// claimed on the identity's word, so no other identity is ever linked to it by that email.
+pub fn unproven(mut ops: Vec<WriteOp>) -> Vec<WriteOp> {
+    for op in &mut ops {
+        if let WriteOp::Put { item, .. } = op {
+            item.insert("email_unproven".into(), true.into());
+        }
+    }
+    ops
+}
+
+/// Whether an identity whose email nothing proved is linked to the actor (see [`unproven`]).
+pub async fn has_unproven_identity(
+    store: &Arc<dyn KvStore>,
+    actor_type: &str,
+    actor_id: &str,
+) -> DomainResult<bool> {
+    let mut query = Query::new(Index::Main, actor_partition(actor_type, actor_id));
+    query.sort = SortCondition::BeginsWith("AUTHID#".into());
+    loop {
+        let page = store.query(&query).await?;
+        if page
+            .items
+            .iter()
+            .any(|item| item.get("email_unproven").and_then(Value::as_bool) == Some(true))
+        {
+            return Ok(true);
+        }
+        match page.last_key {
+            Some(last) => query.start_after = Some(last),
+            None => return Ok(false),
+        }
+    }
+}
+
 /// A forward link as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Link {

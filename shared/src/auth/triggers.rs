@@ -121,6 +121,15 @@ pub async fn pre_sign_up(
     let attrs = attributes(&event);
     match source {
         "PreSignUp_SignUp" | "PreSignUp_AdminCreateUser" => {
+            // A public client can send any attribute it may write, and the Google mapping
+            // needs `email_verified` writable: a sign-up claiming it would pass for proof.
+            if source == "PreSignUp_SignUp"
+                && attribute(&attrs, "email_verified").is_some_and(|v| v == "true")
+            {
+                return Err(DomainError::InvalidData(
+                    "email_verified cannot be set at sign-up: it is set when the e-mailed code is confirmed".into(),
+                ));
+            }
             // Confirmed, not verified: nobody proved the email is theirs, so it links to no
             // existing account until the owner verifies it.
             if settings.auto_confirm && source == "PreSignUp_SignUp" {

@@ -157,6 +157,16 @@ impl CustomerService {
                     );
                     return Ok(None);
                 }
+                // An account that an unproven identity made holds the email on that identity's
+                // word: the owner proving the email later must not land in it (its maker would
+                // see and act for the owner). The owner's identity stays unlinked.
+                if crate::auth::links::has_unproven_identity(&store, "customer", &existing).await? {
+                    tracing::warn!(
+                        customer_id = %existing,
+                        "a proven identity was not linked to an account claimed without proof"
+                    );
+                    return Ok(None);
+                }
                 match store
                     .transact(crate::auth::links::link_ops(
                         auth_identity_id,
@@ -179,7 +189,12 @@ impl CustomerService {
             let identity = auth_identity_id.to_owned();
             match self
                 .create_with(draft, Some("signup".into()), move |id| {
-                    crate::auth::links::pending_link_ops(&identity, "customer", id)
+                    let ops = crate::auth::links::pending_link_ops(&identity, "customer", id);
+                    if email_proven {
+                        ops
+                    } else {
+                        crate::auth::links::unproven(ops)
+                    }
                 })
                 .await
             {

@@ -283,6 +283,12 @@ async fn pre_sign_up_confirms_and_links_by_verified_email(backend: Backend) {
         json!("4f1c8d2a-0f6b-4c1e-9a57-0a6f2c1b7d10"),
         "the event is echoed"
     );
+    // A client that sends `email_verified` itself (it may write it: the Google mapping needs
+    // it writable) is refused: that would pass for proof.
+    let mut self_verified = event("cognito-pre-sign-up.json", &[("EMAIL", "ann@example.com")]);
+    self_verified["request"]["userAttributes"]["email_verified"] = json!("true");
+    let refused = handle(Trigger::PreSignUp, self_verified, &ctx).await;
+    assert!(refused.is_err(), "{refused:?}");
 
     // The company's SAML IdP vouches for its own domain only, whatever it says of verification.
     let cases = [
@@ -606,7 +612,51 @@ async fn pre_token_joins_customers_to_their_company(backend: Backend) {
     );
 }
 
+/// An account made by an identity that proved nothing (an auto-confirmed sign-up) holds its
+/// email on that identity's word: the address's owner, proving it later with Google, must not
+/// land in it, where the squatter would see and act for the owner.
+async fn accounts_claimed_without_proof_are_never_joined_by_email(backend: Backend) {
+    let Some(ctx) = context(backend, Arc::default(), true).await else {
+        return;
+    };
+    let store = ctx.customers.store();
+    handle(
+        Trigger::PostConfirmation,
+        event(
+            "cognito-post-confirmation-auto-confirmed.json",
+            &[("SUB", "sub-squatter"), ("EMAIL", "owner@gmail.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    let claimed = links::actor_id(&store, "sub-squatter", "customer")
+        .await
+        .unwrap()
+        .expect("a new email still gets its customer");
+    let owner = handle(
+        Trigger::PreTokenGeneration,
+        event(
+            "cognito-pre-token-v2-federated.json",
+            &[("SUB", "sub-owner"), ("EMAIL", "owner@gmail.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_eq!(token_claims(&owner)["actor_id"], json!(""), "{owner}");
+    assert_eq!(
+        links::actor_id(&store, "sub-owner", "customer")
+            .await
+            .unwrap(),
+        None,
+        "the owner was linked to {claimed}, the squatter's account"
+    );
+    assert_eq!(customer_count(&ctx).await, 1);
+}
+
 both_backends!(
+    accounts_claimed_without_proof_are_never_joined_by_email,
     post_confirmation_links_an_existing_account_only_after_the_code,
     pre_token_links_federated_identities_only_on_a_proven_email,
     pre_token_joins_customers_to_their_company,
