@@ -350,9 +350,15 @@ impl GroupService {
             }
             next.updated_at = iso(self.clock.now());
             next.version = current.version + 1;
+            // The item carries the member count, which memberships move without touching the
+            // version: the write holds only if neither changed since the load, or it would put
+            // back a count a concurrent membership change had moved.
             let mut ops = vec![WriteOp::Put {
                 item: to_item(&next, Some(count))?,
-                condition: Some(Condition::equals("version", current.version)),
+                condition: Some(Condition::all_equal(&[
+                    ("version", current.version.into()),
+                    ("member_count", count.into()),
+                ])),
             }];
             let renamed = normalize_text(&next.name) != normalize_text(&current.name);
             if renamed {
@@ -391,7 +397,11 @@ impl GroupService {
                 let ops = vec![
                     WriteOp::Put {
                         item: to_item(&gone, Some(count))?,
-                        condition: Some(Condition::equals("version", current.version)),
+                        // As in `update`: a concurrent membership change moved the count.
+                        condition: Some(Condition::all_equal(&[
+                            ("version", current.version.into()),
+                            ("member_count", count.into()),
+                        ])),
                     },
                     WriteOp::Delete {
                         key: name_key(&current.name),

@@ -124,6 +124,23 @@ fn condition_expr(condition: &Condition) -> Result<Expr, StoreError> {
             );
             "attribute_exists(#pk) AND #c = :c".to_owned()
         }
+        Condition::AllEqual(pairs) => {
+            let mut text = "attribute_exists(#pk)".to_owned();
+            for (i, (attribute, value)) in pairs.iter().enumerate() {
+                names.insert(format!("#c{i}"), attribute.clone());
+                if value.is_null() {
+                    values.insert(format!(":c{i}"), AttributeValue::S("NULL".into()));
+                    text.push_str(&format!(" AND attribute_type(#c{i}, :c{i})"));
+                } else {
+                    values.insert(
+                        format!(":c{i}"),
+                        serde_dynamo::to_attribute_value(value).map_err(backend)?,
+                    );
+                    text.push_str(&format!(" AND #c{i} = :c{i}"));
+                }
+            }
+            text
+        }
     };
     Ok(Expr {
         text,

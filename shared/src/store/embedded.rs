@@ -731,17 +731,18 @@ impl<'t> Tables<'t> {
             return Ok(condition.holds(Some(item)));
         }
         if let Some(bytes) = self.fresh.get(pk, sk) {
-            return Ok(match condition {
-                Condition::Equals { .. } => condition.holds(Some(&decode_parts(pk, sk, bytes)?)),
-                _ => condition.holds(Some(&Item::new())),
+            return Ok(if condition.reads_attributes() {
+                condition.holds(Some(&decode_parts(pk, sk, bytes)?))
+            } else {
+                condition.holds(Some(&Item::new()))
             });
         }
         let found = self.items.get((pk, sk)).map_err(backend)?;
-        Ok(match (condition, found) {
-            (Condition::Equals { .. }, Some(bytes)) => {
+        Ok(match found {
+            Some(bytes) if condition.reads_attributes() => {
                 condition.holds(Some(&decode_parts(pk, sk, bytes.value())?))
             }
-            (_, found) => condition.holds(found.map(|_| Item::new()).as_ref()),
+            found => condition.holds(found.map(|_| Item::new()).as_ref()),
         })
     }
 

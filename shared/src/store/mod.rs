@@ -133,9 +133,26 @@ pub enum Condition {
         attribute: String,
         value: Value,
     },
+    /// The item exists and each attribute holds exactly its value: a whole-item write that
+    /// must not undo a concurrent change to a counter the item also carries.
+    AllEqual(Vec<(String, Value)>),
 }
 
 impl Condition {
+    pub fn all_equal(pairs: &[(&str, Value)]) -> Self {
+        Condition::AllEqual(
+            pairs
+                .iter()
+                .map(|(attribute, value)| ((*attribute).to_owned(), value.clone()))
+                .collect(),
+        )
+    }
+
+    /// Whether deciding needs the stored item's attributes, not only whether it is there.
+    pub fn reads_attributes(&self) -> bool {
+        matches!(self, Condition::Equals { .. } | Condition::AllEqual(_))
+    }
+
     pub fn equals(attribute: &str, value: impl Into<Value>) -> Self {
         Condition::Equals {
             attribute: attribute.to_owned(),
@@ -152,6 +169,10 @@ impl Condition {
                 item.get(attribute) == Some(value)
             }
             (Condition::Equals { .. }, None) => false,
+            (Condition::AllEqual(pairs), Some(item)) => pairs
+                .iter()
+                .all(|(attribute, value)| item.get(attribute) == Some(value)),
+            (Condition::AllEqual(_), None) => false,
         }
     }
 }

@@ -85,6 +85,36 @@ async fn get_put_delete_and_conditions(backend: Backend) {
         )])
         .await;
     assert_eq!(stale, Err(StoreError::ConditionFailed { index: 0 }));
+    // Several attributes at once: every one must hold (a null one included).
+    s.transact(vec![put(
+        item("A", "2", json!({"v": 1, "n": 5, "gone": null})),
+        None,
+    )])
+    .await
+    .unwrap();
+    let all =
+        |n: i64| Condition::all_equal(&[("v", json!(1)), ("n", json!(n)), ("gone", Value::Null)]);
+    let moved = s
+        .transact(vec![put(
+            item("A", "2", json!({"v": 2, "n": 4})),
+            Some(all(4)),
+        )])
+        .await;
+    assert_eq!(moved, Err(StoreError::ConditionFailed { index: 0 }));
+    assert_eq!(
+        s.get(&Key::new("A", "2")).await.unwrap().unwrap()["n"],
+        json!(5)
+    );
+    s.transact(vec![put(
+        item("A", "2", json!({"v": 2, "n": 5})),
+        Some(all(5)),
+    )])
+    .await
+    .unwrap();
+    let missing = s
+        .transact(vec![put(item("A", "3", json!({})), Some(all(5)))])
+        .await;
+    assert_eq!(missing, Err(StoreError::ConditionFailed { index: 0 }));
     // Guarded delete.
     let wrong = s
         .transact(vec![WriteOp::Delete {
