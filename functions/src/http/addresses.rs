@@ -43,68 +43,68 @@ pub const LIST_PARAMS: &[&str] = &[
     "limit",
 ];
 
-/// Which fields an address shows by default, in what order, and which it shows on request.
+/// Which fields an address shows by default, in what order (the parts one after the other),
+/// and which it shows on request.
 pub struct Shape {
-    defaults: &'static [&'static str],
-    extras: &'static [&'static str],
+    defaults: &'static [&'static [&'static str]],
+    extras: &'static [&'static [&'static str]],
 }
+
+const PROFILE: &[&str] = &[
+    "id",
+    "address_name",
+    "company",
+    "customer_id",
+    "first_name",
+    "last_name",
+    "address_1",
+    "address_2",
+    "city",
+    "province",
+    "postal_code",
+    "country_code",
+    "phone",
+    "metadata",
+];
+const DEFAULT_FLAGS: &[&str] = &["is_default_shipping", "is_default_billing"];
+const TIMES: &[&str] = &["created_at", "updated_at"];
+const DELETED: &[&str] = &["deleted_at"];
 
 /// The admin's address routes: Medusa's defaults for them; the default flags on request only
 /// (`*addresses` on a customer shows them all).
 pub const ADMIN: Shape = Shape {
-    defaults: &[
-        "id",
-        "address_name",
-        "company",
-        "customer_id",
-        "first_name",
-        "last_name",
-        "address_1",
-        "address_2",
-        "city",
-        "province",
-        "postal_code",
-        "country_code",
-        "phone",
-        "metadata",
-        "created_at",
-        "updated_at",
-    ],
-    extras: &["is_default_shipping", "is_default_billing", "deleted_at"],
+    defaults: &[PROFILE, TIMES],
+    extras: &[DEFAULT_FLAGS, DELETED],
 };
 
 /// The storefront's address routes show which address is the default, as Medusa's do (the JS
 /// SDK's address book reads the flags).
 pub const STORE: Shape = Shape {
-    defaults: &[
-        "id",
-        "address_name",
-        "company",
-        "customer_id",
-        "first_name",
-        "last_name",
-        "address_1",
-        "address_2",
-        "city",
-        "province",
-        "postal_code",
-        "country_code",
-        "phone",
-        "metadata",
-        "is_default_shipping",
-        "is_default_billing",
-        "created_at",
-        "updated_at",
-    ],
-    extras: &["deleted_at"],
+    defaults: &[PROFILE, DEFAULT_FLAGS, TIMES],
+    extras: &[DELETED],
 };
+
+impl Shape {
+    fn defaults(&self) -> Vec<&'static str> {
+        self.defaults.concat()
+    }
+
+    fn extras(&self) -> Vec<&'static str> {
+        self.extras.concat()
+    }
+}
 
 fn render(address: &Address, selection: &super::fields::Selection, shape: &Shape) -> Value {
     let Ok(Value::Object(full)) = serde_json::to_value(address) else {
         return Value::Null;
     };
     let mut ordered = Map::new();
-    for name in shape.defaults.iter().chain(shape.extras) {
+    for name in shape
+        .defaults
+        .iter()
+        .chain(shape.extras)
+        .flat_map(|part| part.iter())
+    {
         if let Some(v) = full.get(*name).filter(|_| selection.includes(name)) {
             ordered.insert((*name).to_owned(), v.clone());
         }
@@ -115,8 +115,8 @@ fn render(address: &Address, selection: &super::fields::Selection, shape: &Shape
 fn address_selection(params: &Params, shape: &Shape) -> ApiResult<super::fields::Selection> {
     super::fields::Selection::parse(
         query::string(params, "fields")?.as_deref(),
-        shape.defaults,
-        shape.extras,
+        &shape.defaults(),
+        &shape.extras(),
     )
 }
 

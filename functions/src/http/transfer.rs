@@ -61,16 +61,7 @@ pub async fn create_import(
         if body.is_empty() {
             return Err(invalid("Invalid request: the CSV body is empty"));
         }
-        let job = t
-            .jobs
-            .create(
-                JobKind::Import,
-                "imports/{id}.csv",
-                None,
-                None,
-                Some(actor.actor_id),
-            )
-            .await?;
+        let job = new_import(t, actor.actor_id).await?;
         t.files
             .put(&job.file_key, body.to_vec(), "text/csv")
             .await?;
@@ -89,16 +80,7 @@ pub async fn create_import(
             .map_err(|e| invalid(format!("Invalid request: the body is not valid JSON ({e})")))?
     };
     let size = upload_size(&parsed, t.files.signs_urls())?;
-    let job = t
-        .jobs
-        .create(
-            JobKind::Import,
-            "imports/{id}.csv",
-            None,
-            None,
-            Some(actor.actor_id),
-        )
-        .await?;
+    let job = new_import(t, actor.actor_id).await?;
     let upload_url = match size {
         Some(size) => t.files.upload_url(&job.file_key, URL_TTL, size).await?,
         None => None,
@@ -106,6 +88,19 @@ pub async fn create_import(
     let mut rendered = import::render(&job, None);
     rendered["upload_url"] = json!(upload_url);
     Ok((StatusCode::OK, Json(json!({ "import": rendered }))).into_response())
+}
+
+/// A customer import job waiting for its file under `imports/`.
+async fn new_import(t: &super::Transfer, created_by: String) -> ApiResult<Job> {
+    Ok(t.jobs
+        .create(
+            JobKind::Import,
+            "imports/{id}.csv",
+            None,
+            None,
+            Some(created_by),
+        )
+        .await?)
 }
 
 /// The `size` (bytes) of the file a client will upload, from `{}` or `{"size": N}`. The upload
