@@ -162,7 +162,8 @@ pub async fn pre_sign_up(
     Ok(event)
 }
 
-/// `PostConfirmation_ConfirmSignUp` (a `ConfirmForgotPassword` needs nothing). Cognito sends
+/// `PostConfirmation_ConfirmSignUp`, and `PostConfirmation_ConfirmForgotPassword` (which ends
+/// the identity's earlier tokens). Cognito sends
 /// the same source for a code-confirmed and an auto-confirmed sign-up; only the first has a
 /// verified email, and only it may join the existing account with that email.
 pub async fn post_confirmation(
@@ -171,6 +172,15 @@ pub async fn post_confirmation(
     settings: &TriggerSettings,
 ) -> DomainResult<Value> {
     let source = text(&event, "/triggerSource").ok_or_else(|| bad_event("no triggerSource"))?;
+    if source == "PostConfirmation_ConfirmForgotPassword" {
+        // A reset through Cognito's own pages (the hosted UI, Amplify) ends every earlier token
+        // and session, as one through the API does.
+        let sub = attribute(&attributes(&event), "sub").ok_or_else(|| bad_event("no sub"))?;
+        let now = customers.clock().now().unix_timestamp();
+        crate::auth::revocation::sign_out_everywhere(&customers.store(), &sub, now).await?;
+        tracing::info!("password reset: earlier tokens and sessions ended");
+        return Ok(event);
+    }
     if source != "PostConfirmation_ConfirmSignUp"
         || settings.actor_type != "customer"
         || !settings.create_customers

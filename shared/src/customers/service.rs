@@ -29,6 +29,11 @@ impl CustomerService {
         CustomerService { repo, clock, ids }
     }
 
+    /// The service's clock, for the callers that stamp what they write beside its use cases.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// The store the customers live in (for the identity links next to them).
     pub fn store(&self) -> Arc<dyn crate::store::KvStore> {
         self.repo.store()

@@ -164,3 +164,18 @@ fn the_bucket_is_tls_only_and_cors_origins_come_from_a_parameter() {
         .unwrap_or_default();
     assert!(origins.contains("\"\""), "no default origin: {origins}");
 }
+
+/// `email_verified` is what proves an identity owns its email: a shopper cannot move its
+/// account onto another address without that address's code, cannot write the flag itself
+/// unless Google's mapping needs it, and then no unproven native user can exist.
+#[test]
+fn shoppers_cannot_mark_their_own_email_verified() {
+    let template = template();
+    assert!(template.contains("AttributesRequireVerificationBeforeUpdate: [email]"));
+    assert!(
+        template.contains("        - [email, given_name, family_name, name, phone_number]"),
+        "without Google, the storefront client writes no email_verified"
+    );
+    assert!(template.contains("NoAutoConfirmWithGoogle:"));
+    assert!(template.contains("- Assert: !Equals [!Ref AutoConfirmSignUps, \"false\"]"));
+}

@@ -655,7 +655,38 @@ async fn accounts_claimed_without_proof_are_never_joined_by_email(backend: Backe
     assert_eq!(customer_count(&ctx).await, 1);
 }
 
+/// A password reset through Cognito's own pages (hosted UI, Amplify) never passes the API's
+/// reset route: its PostConfirmation ends the identity's earlier tokens and sessions all the
+/// same, and creates no customer.
+async fn a_reset_through_cognito_ends_earlier_tokens(backend: Backend) {
+    let Some(ctx) = context(backend, Arc::default(), false).await else {
+        return;
+    };
+    let store = ctx.customers.store();
+    let before = shared::auth::revocation::mark(&store, "sub-reset")
+        .await
+        .unwrap();
+    assert_eq!(before.generation, 0);
+    handle(
+        Trigger::PostConfirmation,
+        event(
+            "cognito-post-confirmation-forgot-password.json",
+            &[("SUB", "sub-reset"), ("EMAIL", "reset@example.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    let after = shared::auth::revocation::mark(&store, "sub-reset")
+        .await
+        .unwrap();
+    assert!(after.generation > before.generation, "{after:?}");
+    assert!(after.signed_out_at > 0);
+    assert_eq!(customer_count(&ctx).await, 0);
+}
+
 both_backends!(
+    a_reset_through_cognito_ends_earlier_tokens,
     accounts_claimed_without_proof_are_never_joined_by_email,
     post_confirmation_links_an_existing_account_only_after_the_code,
     pre_token_links_federated_identities_only_on_a_proven_email,
