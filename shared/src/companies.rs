@@ -847,6 +847,16 @@ impl CompanyService {
                 ));
             }
             match who {
+                // Demoting an admin is the first step of removing one: only the store may.
+                MemberRef::Id(id)
+                    if current
+                        .get(id)
+                        .is_some_and(|m| m.company_id == company.id && m.role == ADMIN_ROLE) =>
+                {
+                    return Err(DomainError::Forbidden(format!(
+                        "Customer {id} is a company admin; only the store can change an admin's role"
+                    )));
+                }
                 MemberRef::Id(id) if is_member(id) => members.push(NewMember {
                     customer_id: id.clone(),
                     role: role.clone(),

@@ -264,6 +264,25 @@ async fn company_admins_manage_buyers_from_the_storefront(backend: Backend) {
         "sign-in settings stay with staff"
     );
 
+    // An admin cannot demote an admin, itself included: that is how one would then be removed.
+    let demote = shop
+        .call(
+            "POST",
+            "/store/customers/me/company/members",
+            Some(json!({"add": [{"customer_id": admin_id, "role": "buyer"}]})),
+            &admin_token,
+        )
+        .await;
+    assert_eq!(demote.status, 403, "{}", demote.body);
+    let (_, still) = s
+        .get(&format!("/admin/customers/{admin_id}?fields=*company"))
+        .await;
+    assert_eq!(
+        still["customer"]["company"]["role"],
+        json!("admin"),
+        "{still}"
+    );
+
     // Only the company admin lists and manages members.
     let denied = shop
         .call(
