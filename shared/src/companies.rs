@@ -972,6 +972,15 @@ impl CompanyService {
             .is_some_and(|c| c.email_domains.contains(&domain)))
     }
 
+    /// Whether `provider` is some company's own SAML identity provider: its users are the
+    /// company's buyers, whatever address it asserts for them.
+    pub async fn is_company_provider(&self, provider: &str) -> DomainResult<bool> {
+        Ok(self
+            .company_by_marker(saml_marker(provider))
+            .await?
+            .is_some())
+    }
+
     /// Joins a customer to a company on sign-in: the company of the SAML identity provider it
     /// signed in through, else the company owning its verified email's domain when that
     /// company allows it. A customer already in a company stays where it is.

@@ -365,11 +365,20 @@ impl IdentityProvider for CognitoIdentityProvider {
             .await
             .map_err(|e| cognito_error(&e))?;
         Ok(users.users().first().and_then(|user| {
-            user.attributes()
-                .iter()
-                .find(|a| a.name() == "email")
-                .and_then(|a| a.value())
-                .map(str::to_owned)
+            let attribute = |name: &str| {
+                user.attributes()
+                    .iter()
+                    .find(|a| a.name() == name)
+                    .and_then(|a| a.value())
+            };
+            // A federated user's address counts only when its provider verified it (a SAML
+            // user in its company's domains has its customer from the trigger already): a
+            // customer registered on an unverified one would hold the address against its owner.
+            let federated = attribute("identities").is_some();
+            if federated && attribute("email_verified") != Some("true") {
+                return None;
+            }
+            attribute("email").map(str::to_owned)
         }))
     }
 

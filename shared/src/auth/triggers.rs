@@ -230,8 +230,17 @@ pub async fn pre_token_generation(
         }
         _ => false,
     };
+    // A federated identity that proved nothing (an unverified Google address, an unknown IdP)
+    // gets no customer: one made on its word would hold the address against its owner. A
+    // company's own IdP is the exception: its users are that company's buyers, whatever
+    // address it asserts (their customer is marked unproven, so it never absorbs another).
+    let company_user = match provider.as_deref() {
+        Some(p) if !proven => companies.is_company_provider(p).await?,
+        _ => false,
+    };
     if actor_id.is_empty()
         && federated
+        && (proven || company_user)
         && settings.actor_type == "customer"
         && settings.create_customers
         && let Some(email) = &email

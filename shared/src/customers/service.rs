@@ -62,7 +62,8 @@ impl CustomerService {
     ) -> DomainResult<Customer> {
         let Some(identity_email) = identity_email.map(str::trim).filter(|e| !e.is_empty()) else {
             return Err(DomainError::InvalidData(
-                "The signed-in identity has no email address to register a customer with.".into(),
+                "The signed-in identity has no verified email address to register a customer with."
+                    .into(),
             ));
         };
         match draft.email.as_deref().map(str::trim) {

@@ -685,7 +685,50 @@ async fn a_reset_through_cognito_ends_earlier_tokens(backend: Backend) {
     assert_eq!(customer_count(&ctx).await, 0);
 }
 
+/// A federated identity that proved nothing gets no customer at all: one made on its word (an
+/// unverified Google address, an IdP no company names) would hold the address against its
+/// owner.
+async fn unproven_federated_identities_get_no_customer(backend: Backend) {
+    let Some(ctx) = context(backend, Arc::default(), false).await else {
+        return;
+    };
+    acme_with_saml(&ctx).await;
+    let mut google = event(
+        "cognito-pre-token-v2-federated.json",
+        &[("SUB", "sub-unverified"), ("EMAIL", "someone@gmail.com")],
+    );
+    google["request"]["userAttributes"]["email_verified"] = json!("false");
+    let saml = event(
+        "cognito-pre-token-v2-saml.json",
+        &[("SUB", "sub-saml-out"), ("EMAIL", "someone.else@gmail.com")],
+    )
+    .to_string()
+    .replace("AcmeSaml", "StraySaml");
+    let saml: Value = serde_json::from_str(&saml).unwrap();
+    for unproven in [google, saml] {
+        let answered = handle(Trigger::PreTokenGeneration, unproven, &ctx)
+            .await
+            .unwrap();
+        assert_eq!(token_claims(&answered)["actor_id"], json!(""), "{answered}");
+    }
+    assert_eq!(customer_count(&ctx).await, 0);
+    // Proven, the same kind of identity gets its customer.
+    let verified = handle(
+        Trigger::PreTokenGeneration,
+        event(
+            "cognito-pre-token-v2-federated.json",
+            &[("SUB", "sub-verified"), ("EMAIL", "someone@gmail.com")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    assert_ne!(token_claims(&verified)["actor_id"], json!(""));
+    assert_eq!(customer_count(&ctx).await, 1);
+}
+
 both_backends!(
+    unproven_federated_identities_get_no_customer,
     a_reset_through_cognito_ends_earlier_tokens,
     accounts_claimed_without_proof_are_never_joined_by_email,
     post_confirmation_links_an_existing_account_only_after_the_code,
