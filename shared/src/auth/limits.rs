@@ -110,6 +110,9 @@ pub struct SignInLimits {
     pub per_account: Rate,
     /// Entries each table keeps at most (idle ones go first, then all).
     pub max_entries: usize,
+    /// How long an address an account signed in from stays exempt from the account's shared
+    /// bucket: an attacker draining it from elsewhere cannot keep the owner out from there.
+    pub trust_after_success: Duration,
 }
 
 impl Default for SignInLimits {
@@ -119,6 +122,7 @@ impl Default for SignInLimits {
             first_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(5 * 60),
             forget_after: Duration::from_secs(15 * 60),
+            trust_after_success: Duration::from_secs(30 * 24 * 3600),
             per_address: Rate {
                 burst: 30,
                 refill_every: Duration::from_secs(2),
@@ -217,6 +221,8 @@ struct Tables {
     by_address: Table<IpAddr, Bucket>,
     by_account: Table<String, Bucket>,
     failures: Table<(String, Option<IpAddr>), Failures>,
+    /// (account, address) pairs that signed in, with when: exempt from the account's bucket.
+    trusted: Table<(String, IpAddr), Instant>,
 }
 
 /// Per-address and per-account limits on sign-in attempts (see the module doc).
@@ -231,6 +237,20 @@ pub struct Attempt<'a> {
     limiter: &'a SignInLimiter,
     account: String,
     address: Option<IpAddr>,
+    /// Whether a token of the account's bucket was taken (not for a trusted address).
+    took_account_token: bool,
+}
+
+/// The client as the limits count it: an IPv6 address by its /64, which one subscriber holds
+/// whole (counting each address would give an attacker endless fresh ones).
+fn client_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
 }
 
 fn too_many(wait: Duration) -> DomainError {
@@ -248,6 +268,7 @@ impl SignInLimiter {
                 by_address: Table::new(),
                 by_account: Table::new(),
                 failures: Table::new(),
+                trusted: Table::new(),
             }),
         }
     }
@@ -268,6 +289,7 @@ impl SignInLimiter {
     /// Lets an attempt on `account` (an actor type and email, say) from `address` through, or
     /// answers 429 with how long to wait. Nothing is hashed for a refused attempt.
     pub fn begin(&self, account: &str, address: Option<IpAddr>) -> DomainResult<Attempt<'_>> {
+        let address = address.map(client_of);
         let limits = &self.limits;
         let now = Instant::now();
         let mut guard = self
@@ -294,25 +316,35 @@ impl SignInLimiter {
                 .take(limits.per_address, now)
                 .map_err(too_many)?;
         }
-        let taken = tables
-            .by_account
-            .entry(
-                account.to_owned(),
-                limits.max_entries,
-                |b| b.idle(limits.per_account, now),
-                || Bucket::full(limits.per_account, now),
-            )
-            .take(limits.per_account, now);
-        if let Err(wait) = taken {
-            if let Some(bucket) = address.and_then(|a| tables.by_address.entries.get_mut(&a)) {
-                bucket.give_back(limits.per_address, now);
+        let trusted = address.is_some_and(|a| {
+            tables
+                .trusted
+                .entries
+                .get(&(account.to_owned(), a))
+                .is_some_and(|since| now.duration_since(*since) < limits.trust_after_success)
+        });
+        if !trusted {
+            let taken = tables
+                .by_account
+                .entry(
+                    account.to_owned(),
+                    limits.max_entries,
+                    |b| b.idle(limits.per_account, now),
+                    || Bucket::full(limits.per_account, now),
+                )
+                .take(limits.per_account, now);
+            if let Err(wait) = taken {
+                if let Some(bucket) = address.and_then(|a| tables.by_address.entries.get_mut(&a)) {
+                    bucket.give_back(limits.per_address, now);
+                }
+                return Err(too_many(wait));
             }
-            return Err(too_many(wait));
         }
         Ok(Attempt {
             limiter: self,
             account: account.to_owned(),
             address,
+            took_account_token: !trusted,
         })
     }
 
@@ -324,7 +356,9 @@ impl SignInLimiter {
         {
             bucket.give_back(limits.per_address, now);
         }
-        if let Some(bucket) = tables.by_account.entries.get_mut(&attempt.account) {
+        if attempt.took_account_token
+            && let Some(bucket) = tables.by_account.entries.get_mut(&attempt.account)
+        {
             bucket.give_back(limits.per_account, now);
         }
     }
@@ -340,6 +374,15 @@ impl Attempt<'_> {
                 .failures
                 .entries
                 .remove(&(self.account.clone(), self.address));
+            if let Some(address) = self.address {
+                let limits = &self.limiter.limits;
+                *tables.trusted.entry(
+                    (self.account.clone(), address),
+                    limits.max_entries,
+                    |since| now.duration_since(*since) >= limits.trust_after_success,
+                    || now,
+                ) = now;
+            }
         }
     }
 
@@ -399,6 +442,39 @@ mod tests {
 
     fn ip(last: u8) -> Option<IpAddr> {
         Some(IpAddr::from([10, 0, 0, last]))
+    }
+
+    #[test]
+    fn an_address_the_owner_signed_in_from_outlives_a_drained_account_bucket() {
+        let limiter = SignInLimiter::new(limits());
+        limiter.begin("user:a", ip(1)).unwrap().succeeded();
+        // Attackers from many addresses drain the account's shared bucket (burst 5).
+        for attacker in 10..15 {
+            limiter.begin("user:a", ip(attacker)).unwrap().failed();
+        }
+        assert!(
+            limiter.begin("user:a", ip(20)).is_err(),
+            "the bucket is empty"
+        );
+        // The owner's own address still gets through.
+        limiter.begin("user:a", ip(1)).unwrap().succeeded();
+    }
+
+    #[test]
+    fn an_ipv6_subscriber_counts_as_one_client() {
+        let limiter = SignInLimiter::new(limits());
+        let v6 = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]));
+        // Burst 3 per address: fresh addresses in one /64 share it.
+        for last in 1..=3 {
+            limiter
+                .begin(&format!("user:b{last}"), v6(last))
+                .unwrap()
+                .failed();
+        }
+        assert!(limiter.begin("user:c", v6(99)).is_err());
+        // Another subscriber's /64 has its own allowance.
+        let other = Some(IpAddr::from([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1]));
+        assert!(limiter.begin("user:c", other).is_ok());
     }
 
     #[test]
