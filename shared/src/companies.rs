@@ -920,6 +920,10 @@ impl CompanyService {
         let Some(customer_id) = customers.account_by_email(email).await? else {
             return Ok(None);
         };
+        // An address held on an unproven identity's word is not the company's to add.
+        if crate::auth::links::has_unproven_identity(&self.store, "customer", &customer_id).await? {
+            return Ok(None);
+        }
         match self.membership_of(&customer_id).await? {
             Some(m) if m.company_id != company.id => Ok(None),
             _ => Ok(Some(customer_id)),

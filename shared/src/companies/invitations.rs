@@ -180,6 +180,11 @@ impl CompanyService {
     /// The email a customer is invited under: its own, normalised. A deleted customer or one
     /// without an email has none.
     async fn invitee_email(&self, customer_id: &str) -> DomainResult<Option<String>> {
+        // A customer that an identity claimed without proving its address holds the address on
+        // its word: invitations to that address are not its to see or accept.
+        if crate::auth::links::has_unproven_identity(&self.store, "customer", customer_id).await? {
+            return Ok(None);
+        }
         let customer = CustomerRepository::new(self.store.clone())
             .get(customer_id)
             .await?;

@@ -727,7 +727,78 @@ async fn unproven_federated_identities_get_no_customer(backend: Backend) {
     assert_eq!(customer_count(&ctx).await, 1);
 }
 
+/// A customer holding an address on an unproven identity's word is not that address's owner
+/// to a company either: an in-domain add invites rather than adds it, and it sees no
+/// invitation to the address.
+async fn companies_do_not_take_unproven_addresses_at_their_word(backend: Backend) {
+    use shared::companies::{CompanyPatch, MemberRef, NewMember};
+    let Some(ctx) = context(backend, Arc::default(), true).await else {
+        return;
+    };
+    let bigcorp = ctx
+        .companies
+        .create(&CompanyPatch {
+            name: Some("BigCorp".into()),
+            email_domains: Some(vec!["bigcorp.example".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let boss = confirmed_customer(&ctx, "sub-boss", "boss@bigcorp.example").await;
+    ctx.companies
+        .update_members(
+            &bigcorp.id,
+            &[NewMember {
+                customer_id: boss.clone(),
+                role: "admin".into(),
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+    handle(
+        Trigger::PostConfirmation,
+        event(
+            "cognito-post-confirmation-auto-confirmed.json",
+            &[("SUB", "sub-squat"), ("EMAIL", "ceo@bigcorp.example")],
+        ),
+        &ctx,
+    )
+    .await
+    .unwrap();
+    let squatter = links::actor_id(&ctx.customers.store(), "sub-squat", "customer")
+        .await
+        .unwrap()
+        .expect("the auto-confirmed sign-up has its customer");
+    ctx.companies
+        .update_members_as(
+            &boss,
+            &[(
+                MemberRef::Email("ceo@bigcorp.example".into()),
+                "buyer".into(),
+            )],
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ctx.companies.membership_of(&squatter).await.unwrap(),
+        None,
+        "added on the squatter's word"
+    );
+    assert!(
+        ctx.companies
+            .invitations_for(&squatter)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the squatter sees the owner's invitation"
+    );
+}
+
 both_backends!(
+    companies_do_not_take_unproven_addresses_at_their_word,
     unproven_federated_identities_get_no_customer,
     a_reset_through_cognito_ends_earlier_tokens,
     accounts_claimed_without_proof_are_never_joined_by_email,
