@@ -179,3 +179,12 @@ fn shoppers_cannot_mark_their_own_email_verified() {
     assert!(template.contains("NoAutoConfirmWithGoogle:"));
     assert!(template.contains("- Assert: !Equals [!Ref AutoConfirmSignUps, \"false\"]"));
 }
+
+/// Both pools end earlier tokens when a password is reset through Cognito itself.
+#[test]
+fn both_pools_run_post_confirmation_on_resets() {
+    let template = template();
+    assert!(template.contains("PostConfirmation: !GetAtt CustomerPostConfirmationFunction.Arn"));
+    assert!(template.contains("PostConfirmation: !GetAtt StaffPostConfirmationFunction.Arn"));
+    assert!(template.contains("SourceArn: !GetAtt StaffUserPool.Arn"));
+}

@@ -683,6 +683,31 @@ async fn a_reset_through_cognito_ends_earlier_tokens(backend: Backend) {
     assert!(after.generation > before.generation, "{after:?}");
     assert!(after.signed_out_at > 0);
     assert_eq!(customer_count(&ctx).await, 0);
+
+    // The staff pool's trigger (actor `user`, no customers) does the same for staff users.
+    let staff = TriggerContext::new(
+        store.clone(),
+        Arc::<FakeDirectory>::default(),
+        TriggerSettings {
+            actor_type: "user".into(),
+            auto_confirm: false,
+            create_customers: false,
+        },
+    );
+    handle(
+        Trigger::PostConfirmation,
+        event(
+            "cognito-post-confirmation-forgot-password.json",
+            &[("SUB", "sub-staff"), ("EMAIL", "ops@example.com")],
+        ),
+        &staff,
+    )
+    .await
+    .unwrap();
+    let staff_mark = shared::auth::revocation::mark(&store, "sub-staff")
+        .await
+        .unwrap();
+    assert!(staff_mark.generation > 0, "{staff_mark:?}");
 }
 
 /// A federated identity that proved nothing gets no customer at all: one made on its word (an
