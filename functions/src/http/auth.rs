@@ -587,6 +587,15 @@ pub async fn delete_session(
             .sessions
             .sign_out_everywhere(&context.auth_identity_id)
             .await?;
+        if let Some(provider) = &state.identity
+            && let Err(e) = provider
+                .end_provider_sessions(&context.actor_type, &context.auth_identity_id)
+                .await
+        {
+            // The mark already refuses every earlier token here; the provider's own refresh
+            // tokens live on until it answers.
+            tracing::warn!(error = %e, "the identity provider's sessions were not ended");
+        }
     } else if id.is_none() {
         return Err(ApiError(DomainError::Unauthenticated));
     }

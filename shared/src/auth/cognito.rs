@@ -349,6 +349,42 @@ impl IdentityProvider for CognitoIdentityProvider {
 
     /// The pool user's `email`: verified by the emailed code (unless sign-ups are
     /// auto-confirmed), or given by the federated provider.
+    async fn end_provider_sessions(
+        &self,
+        actor_type: &str,
+        auth_identity_id: &str,
+    ) -> DomainResult<()> {
+        let (pool, _) = self.pool(actor_type)?;
+        let users = self
+            .client
+            .list_users()
+            .user_pool_id(&pool.pool_id)
+            .filter(list_users_filter("sub", auth_identity_id))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| cognito_error(&e))?;
+        // The pool takes the email as an alias of the user name; sign-ins use it, so it names
+        // the user the way its refresh tokens were issued.
+        let Some(username) = users.users().first().and_then(|u| {
+            u.attributes()
+                .iter()
+                .find(|a| a.name() == "email")
+                .and_then(|a| a.value())
+                .or_else(|| u.username())
+        }) else {
+            return Ok(());
+        };
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(&pool.pool_id)
+            .username(username)
+            .send()
+            .await
+            .map_err(|e| cognito_error(&e))?;
+        Ok(())
+    }
+
     async fn identity_email(
         &self,
         actor_type: &str,

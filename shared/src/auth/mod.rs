@@ -165,6 +165,17 @@ pub trait IdentityProvider: Send + Sync {
         identifier: &str,
     ) -> DomainResult<()>;
 
+    /// Ends what the provider itself keeps for the identity when it signs out everywhere
+    /// (Cognito's refresh tokens, which a client may hold and use without this API); the
+    /// identity's sign-out mark ends the rest. Nothing to do for the local provider.
+    async fn end_provider_sessions(
+        &self,
+        _actor_type: &str,
+        _auth_identity_id: &str,
+    ) -> DomainResult<()> {
+        Ok(())
+    }
+
     /// Creates a staff user with `roles` who signs in with `email` and `password`; returns the
     /// user id. Without a password, a provider that can (Cognito) invites the user by email;
     /// the local provider needs one.

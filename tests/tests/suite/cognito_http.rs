@@ -722,3 +722,57 @@ async fn staff_who_enrolled_in_totp_sign_in_with_its_code() {
     let token = with.body["token"].as_str().expect("token");
     assert_eq!(claims(token)["token_use"], json!("access"));
 }
+
+/// Signing out everywhere also ends the refresh tokens Cognito issued, which a client may hold
+/// and use without this API: the sign-out mark alone would let their new tokens through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signing_out_everywhere_ends_cognito_refresh_tokens() {
+    use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
+    let Some((s, setup)) = start(Backend::Embedded).await else {
+        return;
+    };
+    // A client that signed in with Cognito directly, and keeps its refresh token.
+    let held = setup
+        .client
+        .initiate_auth()
+        .client_id(&setup.staff_client)
+        .auth_flow(AuthFlowType::UserPasswordAuth)
+        .auth_parameters("USERNAME", integration_tests::ADMIN_EMAIL)
+        .auth_parameters("PASSWORD", ADMIN_PASSWORD)
+        .send()
+        .await
+        .expect("sign-in on moto");
+    let refresh_token = held
+        .authentication_result()
+        .and_then(|r| r.refresh_token())
+        .expect("refresh token")
+        .to_owned();
+    let refresh = || {
+        setup
+            .client
+            .initiate_auth()
+            .client_id(&setup.staff_client)
+            .auth_flow(AuthFlowType::RefreshTokenAuth)
+            .auth_parameters("REFRESH_TOKEN", &refresh_token)
+            .send()
+    };
+    assert!(
+        refresh().await.is_ok(),
+        "the held refresh token works first"
+    );
+
+    let bearer = format!("Bearer {}", s.token);
+    let out = s
+        .request(
+            "DELETE",
+            "/auth/session?everywhere=true",
+            None,
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert!(
+        refresh().await.is_err(),
+        "a refresh token Cognito issued still mints tokens"
+    );
+}
