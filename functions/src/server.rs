@@ -16,7 +16,7 @@ use crate::http::{all_routes, router};
 pub async fn run(config: Config, on_ready: impl FnOnce(SocketAddr)) -> Result<(), StartupError> {
     keep_files_private(&config)?;
     let store = open_store(&config).await?;
-    serve(config, store, on_ready).await
+    serve_private(config, store, on_ready).await
 }
 
 /// Serves on an already opened store (tests hand in their own).
@@ -26,6 +26,15 @@ pub async fn serve(
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<(), StartupError> {
     keep_files_private(&config)?;
+    serve_private(config, store, on_ready).await
+}
+
+/// [`serve`] once the data folder has been made private.
+async fn serve_private(
+    config: Config,
+    store: Arc<dyn KvStore>,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<(), StartupError> {
     let state = build_state(&config, store).await?;
     let listener = TcpListener::bind((config.host.as_str(), config.port))
         .await

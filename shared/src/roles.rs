@@ -410,6 +410,7 @@ impl RoleService {
                 match key.policies {
                     Some(policies) => Ok(Holdings {
                         policies,
+                        roles: Vec::new(),
                         source: format!("API key {}", key.id),
                     }),
                     // A key made before keys kept their policies: its creator's, as they are
@@ -418,6 +419,7 @@ impl RoleService {
                         let roles = users.roles_of(&key.created_by).await?.unwrap_or_default();
                         Ok(Holdings {
                             policies: self.policies_of_roles(&roles).await?,
+                            roles: Vec::new(),
                             source: format!("API key {} (its creator's roles)", key.id),
                         })
                     }
@@ -432,10 +434,12 @@ impl RoleService {
                     } else {
                         roles.join(", ")
                     },
+                    roles,
                 })
             }
             _ => Ok(Holdings {
                 policies: Vec::new(),
+                roles: Vec::new(),
                 source: "none".to_owned(),
             }),
         }
@@ -489,18 +493,10 @@ impl RoleService {
     /// Refuses (403) a change to role `id` by a caller who holds it, unless it holds `*:*`:
     /// otherwise widening one's own role would be a way past [`Holdings::grantable`]'s check
     /// when the caller is also the only one who reviews it.
-    pub async fn check_not_own_role(
-        &self,
-        users: &StaffUsers,
-        caller: &AuthContext,
-        holdings: &Holdings,
-        id: &str,
-    ) -> DomainResult<()> {
-        if caller.actor_type != "user" || holdings.policies.iter().any(|p| p == EVERYTHING) {
-            return Ok(());
-        }
-        let own = users.roles_of(&caller.actor_id).await?.unwrap_or_default();
-        if own.iter().any(|r| r == id) {
+    pub fn check_not_own_role(holdings: &Holdings, id: &str) -> DomainResult<()> {
+        if holdings.roles.iter().any(|r| r == id)
+            && !holdings.policies.iter().any(|p| p == EVERYTHING)
+        {
             return Err(DomainError::Forbidden(format!(
                 "You are not allowed to change role {id}: you hold it, and changing one's own role needs admin"
             )));
@@ -513,6 +509,8 @@ impl RoleService {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holdings {
     pub policies: Vec<String>,
+    /// The roles a staff user holds (none for a key or anyone else).
+    pub roles: Vec<String>,
     pub source: String,
 }
 
@@ -584,6 +582,7 @@ mod tests {
     fn only_what_is_held_can_be_granted() {
         let held = |policies: &[&str]| Holdings {
             policies: policies.iter().map(|p| p.to_string()).collect(),
+            roles: Vec::new(),
             source: "test".into(),
         };
         let granted =

@@ -137,7 +137,10 @@ async fn run(command: Command) -> Result<(), String> {
         config.store_cache_bytes = BULK_CACHE_BYTES;
     }
     init_tracing(config.json_logs);
-    functions::server::keep_files_private(&config).map_err(|e| e.to_string())?;
+    // Serving makes the data folder private itself; the other commands write there too.
+    if !matches!(command, Command::Serve) {
+        functions::server::keep_files_private(&config).map_err(|e| e.to_string())?;
+    }
     match command {
         Command::Serve => functions::server::run(config, |addr| {
             tracing::info!("customer module API listening on http://{addr}");

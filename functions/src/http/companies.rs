@@ -273,18 +273,24 @@ async fn members_page(
     }))
 }
 
+/// `offset` and `limit` (50 by default) of a storefront list taking only `allowed`.
+fn storefront_page(raw: Option<String>, allowed: &[&str]) -> ApiResult<(usize, usize)> {
+    let params = query::parse(raw.as_deref())?;
+    query::reject_unknown(&params, allowed)?;
+    let offset = query::number(&params, "offset")?.unwrap_or(0);
+    let limit = query::number(&params, "limit")?
+        .unwrap_or(50)
+        .min(super::customers::MAX_LIMIT);
+    Ok((offset, limit))
+}
+
 pub async fn store_members(
     State(state): State<AppState>,
     _storefront: Storefront,
     Shopper(actor): Shopper,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let params = query::parse(raw.as_deref())?;
-    query::reject_unknown(&params, MEMBER_LIST_PARAMS)?;
-    let offset = query::number(&params, "offset")?.unwrap_or(0);
-    let limit = query::number(&params, "limit")?
-        .unwrap_or(50)
-        .min(super::customers::MAX_LIMIT);
+    let (offset, limit) = storefront_page(raw, MEMBER_LIST_PARAMS)?;
     let company = state.companies.administered_by(&actor.actor_id).await?;
     Ok(Json(
         members_page(&state, &company.id, offset, limit).await?,
@@ -333,12 +339,7 @@ pub async fn store_invitations(
     Shopper(actor): Shopper,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let params = query::parse(raw.as_deref())?;
-    query::reject_unknown(&params, INVITATION_LIST_PARAMS)?;
-    let offset = query::number(&params, "offset")?.unwrap_or(0);
-    let limit = query::number(&params, "limit")?
-        .unwrap_or(50)
-        .min(super::customers::MAX_LIMIT);
+    let (offset, limit) = storefront_page(raw, INVITATION_LIST_PARAMS)?;
     let invitations = state.companies.invitations_for(&actor.actor_id).await?;
     let page: Vec<Value> = invitations
         .iter()

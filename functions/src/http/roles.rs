@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use shared::DomainError;
 use shared::auth::AuthContext;
 use shared::auth::staff::StaffPatch;
-use shared::roles::{Holdings, RolePatch, check_policy};
+use shared::roles::{Holdings, RolePatch, RoleService, check_policy};
 
 use super::AppState;
 use super::auth::Staff;
@@ -125,10 +125,7 @@ pub async fn update(
     // nor may the change give more than the caller holds.
     let current = state.roles.retrieve(&id).await?;
     let holdings = holdings(&state, &caller).await?;
-    state
-        .roles
-        .check_not_own_role(&state.staff_users, &caller, &holdings, &id)
-        .await?;
+    RoleService::check_not_own_role(&holdings, &id)?;
     if !current.is_built_in {
         holdings.check_grantable(&current.policies)?;
     }

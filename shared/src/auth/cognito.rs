@@ -87,6 +87,14 @@ pub(crate) fn list_users_filter(attribute: &str, value: &str) -> String {
     format!("{attribute} = \"{escaped}\"")
 }
 
+/// The value of a user's attribute `name`.
+pub(crate) fn user_attribute<'a>(attributes: &'a [AttributeType], name: &str) -> Option<&'a str> {
+    attributes
+        .iter()
+        .find(|a| a.name() == name)
+        .and_then(|a| a.value())
+}
+
 fn invalid_login() -> DomainError {
     DomainError::Unauthorized("Invalid email or password".into())
 }
@@ -237,11 +245,7 @@ impl CognitoIdentityProvider {
             .send()
             .await
             .map_err(|e| cognito_error(&e))?;
-        let sub = user
-            .user_attributes()
-            .iter()
-            .find(|a| a.name() == "sub")
-            .and_then(|a| a.value())
+        let sub = user_attribute(user.user_attributes(), "sub")
             .ok_or_else(|| DomainError::Internal("Cognito user without sub".into()))?
             .to_owned();
         super::revocation::sign_out_everywhere(
@@ -250,19 +254,42 @@ impl CognitoIdentityProvider {
             self.clock.now().unix_timestamp(),
         )
         .await?;
-        if let Err(e) = self
-            .client
+        if let Err(e) = self.global_sign_out(pool, username).await {
+            // The mark already ends the old tokens here; Cognito's refresh tokens stay valid
+            // until it answers, and refresh is checked against the mark as well.
+            tracing::warn!(error = %e, "Cognito global sign-out failed after a reset");
+        }
+        Ok(())
+    }
+
+    /// Revokes every refresh token Cognito issued to the user.
+    async fn global_sign_out(&self, pool: &CognitoPool, username: &str) -> DomainResult<()> {
+        self.client
             .admin_user_global_sign_out()
             .user_pool_id(&pool.pool_id)
             .username(username)
             .send()
             .await
-        {
-            // The mark already ends the old tokens here; Cognito's refresh tokens stay valid
-            // until it answers, and refresh is checked against the mark as well.
-            tracing::warn!(error = ?e, "Cognito global sign-out failed after a reset");
-        }
+            .map_err(|e| cognito_error(&e))?;
         Ok(())
+    }
+
+    /// The pool user whose `sub` is the identity's id.
+    async fn user_by_sub(
+        &self,
+        pool: &CognitoPool,
+        sub: &str,
+    ) -> DomainResult<Option<aws_sdk_cognitoidentityprovider::types::UserType>> {
+        let users = self
+            .client
+            .list_users()
+            .user_pool_id(&pool.pool_id)
+            .filter(list_users_filter("sub", sub))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| cognito_error(&e))?;
+        Ok(users.users().first().cloned())
     }
 
     async fn password_login(
@@ -347,75 +374,43 @@ impl IdentityProvider for CognitoIdentityProvider {
         }
     }
 
-    /// The pool user's `email`: verified by the emailed code (unless sign-ups are
-    /// auto-confirmed), or given by the federated provider.
     async fn end_provider_sessions(
         &self,
         actor_type: &str,
         auth_identity_id: &str,
     ) -> DomainResult<()> {
         let (pool, _) = self.pool(actor_type)?;
-        let users = self
-            .client
-            .list_users()
-            .user_pool_id(&pool.pool_id)
-            .filter(list_users_filter("sub", auth_identity_id))
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| cognito_error(&e))?;
-        // The pool takes the email as an alias of the user name; sign-ins use it, so it names
-        // the user the way its refresh tokens were issued.
-        let Some(username) = users.users().first().and_then(|u| {
-            u.attributes()
-                .iter()
-                .find(|a| a.name() == "email")
-                .and_then(|a| a.value())
-                .or_else(|| u.username())
-        }) else {
+        let Some(user) = self.user_by_sub(pool, auth_identity_id).await? else {
             return Ok(());
         };
-        self.client
-            .admin_user_global_sign_out()
-            .user_pool_id(&pool.pool_id)
-            .username(username)
-            .send()
-            .await
-            .map_err(|e| cognito_error(&e))?;
-        Ok(())
+        // The pool takes the email as an alias of the user name; sign-ins use it, so it names
+        // the user the way its refresh tokens were issued.
+        let Some(username) = user_attribute(user.attributes(), "email").or_else(|| user.username())
+        else {
+            return Ok(());
+        };
+        self.global_sign_out(pool, username).await
     }
 
+    /// The pool user's `email`: verified by the emailed code (unless sign-ups are
+    /// auto-confirmed), or given by the federated provider.
     async fn identity_email(
         &self,
         actor_type: &str,
         auth_identity_id: &str,
     ) -> DomainResult<Option<String>> {
         let (pool, _) = self.pool(actor_type)?;
-        let users = self
-            .client
-            .list_users()
-            .user_pool_id(&pool.pool_id)
-            .filter(list_users_filter("sub", auth_identity_id))
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| cognito_error(&e))?;
-        Ok(users.users().first().and_then(|user| {
-            let attribute = |name: &str| {
-                user.attributes()
-                    .iter()
-                    .find(|a| a.name() == name)
-                    .and_then(|a| a.value())
-            };
-            // A federated user's address counts only when its provider verified it (a SAML
-            // user in its company's domains has its customer from the trigger already): a
-            // customer registered on an unverified one would hold the address against its owner.
-            let federated = attribute("identities").is_some();
-            if federated && attribute("email_verified") != Some("true") {
-                return None;
-            }
-            attribute("email").map(str::to_owned)
-        }))
+        let Some(user) = self.user_by_sub(pool, auth_identity_id).await? else {
+            return Ok(None);
+        };
+        let attribute = |name: &str| user_attribute(user.attributes(), name);
+        // A federated user's address counts only when its provider verified it (a SAML user in
+        // its company's domains has its customer from the trigger already): a customer
+        // registered on an unverified one would hold the address against its owner.
+        if attribute("identities").is_some() && attribute("email_verified") != Some("true") {
+            return Ok(None);
+        }
+        Ok(attribute("email").map(str::to_owned))
     }
 
     async fn register(
@@ -692,15 +687,12 @@ impl IdentityProvider for CognitoIdentityProvider {
                 .await
                 .map_err(|e| cognito_error(&e))?;
         }
-        let sub = created
-            .user()
-            .map(|u| u.attributes())
-            .unwrap_or_default()
-            .iter()
-            .find(|a| a.name() == "sub")
-            .and_then(|a| a.value())
-            .ok_or_else(|| DomainError::Internal("Cognito user without sub".into()))?
-            .to_owned();
+        let sub = user_attribute(
+            created.user().map(|u| u.attributes()).unwrap_or_default(),
+            "sub",
+        )
+        .ok_or_else(|| DomainError::Internal("Cognito user without sub".into()))?
+        .to_owned();
         let user_id = crate::ports::UlidGenerator::default().new_id("user");
         let now = crate::ports::iso(self.clock.now());
         self.store

@@ -305,9 +305,7 @@ impl UserDirectory for CognitoDirectory {
             .await
             .map_err(|e| DomainError::Unavailable(format!("Cognito ListUsers: {e}")))?;
         let email_verified = |u: &aws_sdk_cognitoidentityprovider::types::UserType| {
-            u.attributes()
-                .iter()
-                .any(|a| a.name() == "email_verified" && a.value() == Some("true"))
+            super::cognito::user_attribute(u.attributes(), "email_verified") == Some("true")
         };
         Ok(users
             .users()
